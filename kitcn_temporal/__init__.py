@@ -1,0 +1,67 @@
+"""kitcn-temporal: kitcn's procedures and scheduler for Python, running on Temporal.
+
+Declare typed queries, mutations and actions; schedule them ``now``, ``after(ms)`` or
+``at(ts)``; cancel them; read their state from the ``_scheduled_functions`` table;
+declare crons. Every timer, retry, schedule and job record lives in Temporal.
+"""
+
+from ._app import DEFAULT_TASK_QUEUE, App
+from ._caller import Caller, create_caller
+from ._client import KitcnClient
+from ._context import ActionCtx, BaseCtx, JobInfo, MutationCtx, QueryCtx
+from ._errors import ERROR_CODES, CRPCError, ErrorCode
+from ._plugin import KitcnPlugin
+from ._procedures import (
+    CRPC,
+    Middleware,
+    Procedure,
+    ProcedureBuilder,
+    init_crpc,
+    private_action,
+    private_mutation,
+    private_query,
+    public_action,
+    public_mutation,
+    public_query,
+)
+from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, Scheduler
+from ._setup import setup_namespace
+from ._status import JobState, ScheduledFunction, SystemTable
+from ._wire import JOB_WORKFLOW, STATE_KINDS
+
+__all__ = [
+    "CRPC",
+    "DEFAULT_TASK_QUEUE",
+    "ERROR_CODES",
+    "JOB_WORKFLOW",
+    "MAX_SCHEDULE_CALLS",
+    "MAX_TOTAL_ARGS_BYTES",
+    "STATE_KINDS",
+    "ActionCtx",
+    "App",
+    "BaseCtx",
+    "CRPCError",
+    "Caller",
+    "ErrorCode",
+    "JobInfo",
+    "JobState",
+    "KitcnClient",
+    "KitcnPlugin",
+    "Middleware",
+    "MutationCtx",
+    "Procedure",
+    "ProcedureBuilder",
+    "QueryCtx",
+    "ScheduledFunction",
+    "Scheduler",
+    "SystemTable",
+    "create_caller",
+    "init_crpc",
+    "private_action",
+    "private_mutation",
+    "private_query",
+    "public_action",
+    "public_mutation",
+    "public_query",
+    "setup_namespace",
+]

@@ -1,0 +1,133 @@
+"""``App``: the procedures of an application, named and ready to register."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from types import ModuleType
+from typing import Any
+
+from ._errors import CRPCError
+from ._names import check_procedure_name
+from ._procedures import Procedure
+
+#: Where jobs and direct calls run unless the app says otherwise.
+DEFAULT_TASK_QUEUE = "kitcn"
+
+
+class App:
+    """The procedures of one application, each named ``"<module>.<function>"``.
+
+    :param modules: the modules that declare procedures.
+    :param package: the app package the names are relative to; by default each
+        module's last dotted component (``activities.orders`` -> ``orders``).
+    :param task_queue: the Temporal task queue that runs jobs and direct calls.
+    :param database: optional SQLAlchemy URL for exactly-once mutations (``ctx.db``).
+    :param action_heartbeat_timeout: a worker lost mid-action fails its job after this long.
+    :param mutation_timeout: default time limit of one mutation or query execution.
+    :param action_timeout: default time limit of one action execution.
+    """
+
+    def __init__(
+        self,
+        modules: Iterable[ModuleType],
+        *,
+        package: str | None = None,
+        task_queue: str = DEFAULT_TASK_QUEUE,
+        database: str | None = None,
+        action_heartbeat_timeout: timedelta = timedelta(seconds=10),
+        mutation_timeout: timedelta = timedelta(minutes=1),
+        action_timeout: timedelta = timedelta(minutes=10),
+    ) -> None:
+        if not task_queue or not isinstance(task_queue, str):
+            raise ValueError(f"task_queue must be a non-empty string, not {task_queue!r}")
+        for label, value in (
+            ("action_heartbeat_timeout", action_heartbeat_timeout),
+            ("mutation_timeout", mutation_timeout),
+            ("action_timeout", action_timeout),
+        ):
+            if not isinstance(value, timedelta) or value <= timedelta(0):
+                raise ValueError(f"{label} must be a positive timedelta, not {value!r}")
+        self.task_queue = task_queue
+        self.database = database
+        self.action_heartbeat_timeout = action_heartbeat_timeout
+        self.mutation_timeout = mutation_timeout
+        self.action_timeout = action_timeout
+        self.modules: tuple[ModuleType, ...] = tuple(modules)
+        self._procedures: dict[str, Procedure] = {}
+        self._names: dict[int, str] = {}
+        self._origin: dict[str, str] = {}
+        for module in self.modules:
+            if not isinstance(module, ModuleType):
+                raise TypeError(f"App() takes modules, not {module!r}")
+            self._add_module(module, package)
+        self.store: Any = None
+        if database is not None:
+            import importlib
+
+            self.store = importlib.import_module("kitcn_temporal.sql").Store(database)
+
+    @classmethod
+    def discover(cls, package: str, **options: Any) -> App:
+        """Import ``package`` and every module under it, and collect their procedures.
+
+        ``App.discover("activities")`` names ``activities/orders.py: charge``
+        ``"orders.charge"``. Takes the same keyword options as :class:`App`.
+        """
+        root = importlib.import_module(package)
+        modules = [root]
+        for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=f"{package}."):
+            modules.append(importlib.import_module(info.name))
+        return cls(modules, package=package, **options)
+
+    def _add_module(self, module: ModuleType, package: str | None) -> None:
+        mod_name = module.__name__
+        if package is not None and (mod_name == package or mod_name.startswith(package + ".")):
+            relative = mod_name[len(package) + 1 :]
+        else:
+            relative = mod_name.rsplit(".", 1)[-1]
+        for attr, value in vars(module).items():
+            if not isinstance(value, Procedure) or value.home_module != mod_name:
+                continue
+            if id(value) in self._names:  # the same procedure bound to a second attribute
+                continue
+            name = value.explicit_name or (f"{relative}.{attr}" if relative else attr)
+            check_procedure_name(name)
+            if name in self._procedures:
+                raise ValueError(
+                    f"duplicate procedure name {name!r}: declared in {self._origin[name]} "
+                    f"and in {mod_name}.{attr}; rename one with .name(...)"
+                )
+            self._procedures[name] = value
+            self._names[id(value)] = name
+            self._origin[name] = f"{mod_name}.{attr}"
+
+    @property
+    def procedures(self) -> Mapping[str, Procedure]:
+        """Every procedure by name."""
+        return dict(self._procedures)
+
+    def name_of(self, proc: Procedure) -> str:
+        """The name this app gives ``proc``."""
+        try:
+            return self._names[id(proc)]
+        except KeyError:
+            raise CRPCError(
+                "NOT_FOUND",
+                f"procedure {proc.fn.__qualname__} (from {proc.home_module}) is not part of this "
+                "app: add its module to App(...) or App.discover(...)",
+            ) from None
+
+    def get(self, name: str) -> Procedure:
+        """The procedure called ``name``; ``CRPCError(NOT_FOUND)`` if there is none."""
+        proc = self._procedures.get(name) if isinstance(name, str) else None
+        if proc is None:
+            raise CRPCError(
+                "NOT_FOUND", f"unknown procedure {name!r}: the app has no procedure of that name"
+            )
+        return proc
+
+    def __repr__(self) -> str:
+        return f"App({len(self._procedures)} procedures, task_queue={self.task_queue!r})"

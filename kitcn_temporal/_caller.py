@@ -1,0 +1,156 @@
+"""``create_caller``: call and schedule a module's procedures by attribute.
+
+``caller = create_caller(ctx, orders)``; ``await caller.process_order(order_id="o1")``;
+``await caller.schedule.after(5000).charge(order_id="o1")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from ._context import BaseCtx
+from ._errors import CRPCError
+from ._execution import call_in_process
+from ._procedures import Procedure
+from ._scheduler import Scheduler, due_after, due_at
+
+if TYPE_CHECKING:
+    from ._app import App
+    from ._client import KitcnClient
+
+Source = Any  # a procedure context (BaseCtx) or a KitcnClient
+
+
+def create_caller(source: BaseCtx | KitcnClient, module: ModuleType) -> Caller:
+    """A caller for ``module``'s procedures, from a procedure context or a KitcnClient.
+
+    :param source: ``ctx`` inside a procedure, or a :class:`~kitcn_temporal.KitcnClient`.
+    :param module: the module that declares the procedures, e.g. ``activities.orders``.
+    """
+    if not isinstance(module, ModuleType):
+        raise TypeError(f"create_caller() takes a module of procedures, not {module!r}")
+    if not isinstance(source, BaseCtx) and not hasattr(source, "call"):
+        raise TypeError(f"create_caller() takes a procedure ctx or a KitcnClient, not {source!r}")
+    return Caller(source, module)
+
+
+class Caller:
+    """Queries and mutations as attributes; ``.actions`` for actions; ``.schedule`` to schedule."""
+
+    def __init__(self, source: Source, module: ModuleType) -> None:
+        self._source = source
+        self._module = module
+        #: ``await caller.actions.charge(...)``: run an action (from an action or a client).
+        self.actions = _Actions(self)
+        #: ``caller.schedule.now / after(ms) / at(ts) / cancel(id)``.
+        self.schedule = _Schedule(self)
+
+    @property
+    def _app(self) -> App:
+        app: App = self._source.app
+        return app
+
+    def _procedure(self, attr: str) -> Procedure:
+        value = getattr(self._module, attr, None)
+        if not isinstance(value, Procedure):
+            names = sorted(k for k, v in vars(self._module).items() if isinstance(v, Procedure))
+            raise AttributeError(
+                f"{self._module.__name__} has no procedure {attr!r} (it has: {', '.join(names) or 'none'})"
+            )
+        return value
+
+    def _invoker(self, proc: Procedure) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            payload = merge_args(self._app.name_of(proc), args, kwargs)
+            if isinstance(self._source, BaseCtx):
+                return await call_in_process(self._source, proc, payload)
+            return await self._source.call(proc, payload)
+
+        return call
+
+    def __getattr__(self, attr: str) -> Callable[..., Awaitable[Any]]:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        proc = self._procedure(attr)
+        if proc.kind == "action":
+            raise AttributeError(
+                f"{attr} is an action: call it with caller.actions.{attr}(...) from an action or a client"
+            )
+        return self._invoker(proc)
+
+
+class _Actions:
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
+
+    def __getattr__(self, attr: str) -> Callable[..., Awaitable[Any]]:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        proc = self._caller._procedure(attr)
+        if proc.kind != "action":
+            raise AttributeError(f"{attr} is a {proc.kind}: call it as caller.{attr}(...)")
+        return self._caller._invoker(proc)
+
+
+class _Schedule:
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
+
+    @property
+    def now(self) -> _When:
+        """Schedule to run as soon as possible."""
+        return _When(self._caller, lambda name: due_after(0, name))
+
+    def after(self, delay: float | timedelta) -> _When:
+        """Schedule to run after ``delay``: milliseconds or a timedelta."""
+        return _When(self._caller, lambda name: due_after(delay, name))
+
+    def at(self, timestamp: float | datetime) -> _When:
+        """Schedule to run at ``timestamp``: ms since the epoch or a timezone-aware datetime."""
+        return _When(self._caller, lambda name: due_at(timestamp, name))
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a scheduled function (see :meth:`Scheduler.cancel`)."""
+        await _scheduler(self._caller._source).cancel(job_id)
+
+
+class _When:
+    def __init__(self, caller: Caller, due: Callable[[str], int]) -> None:
+        self._caller = caller
+        self._due = due
+
+    def __getattr__(self, attr: str) -> Callable[..., Awaitable[str]]:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        caller = self._caller
+        proc = caller._procedure(attr)
+        name = caller._app.name_of(proc)
+
+        async def schedule(*args: Any, **kwargs: Any) -> str:
+            payload = merge_args(name, args, kwargs)
+            if proc.kind == "query":
+                raise CRPCError("BAD_REQUEST", f"{name} is a query: queries cannot be scheduled")
+            return await _scheduler(caller._source).schedule(name, self._due(name), payload)
+
+        return schedule
+
+
+def _scheduler(source: Source) -> Scheduler:
+    scheduler: Scheduler = source.scheduler
+    return scheduler
+
+
+def merge_args(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """One argument value from a call's positional model/dict or its keyword arguments."""
+    if len(args) > 1:
+        raise CRPCError("BAD_REQUEST", f"{name} takes one argument (a model or a dict) or keyword arguments")
+    if args and kwargs:
+        raise CRPCError(
+            "BAD_REQUEST", f"pass the arguments of {name} either as one model/dict or as keywords, not both"
+        )
+    if args:
+        return args[0]
+    return kwargs or None

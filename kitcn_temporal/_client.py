@@ -1,0 +1,121 @@
+"""``KitcnClient``: call, schedule and inspect procedures from outside a worker."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+import pydantic_core
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from ._app import App
+from ._errors import CRPCError
+from ._jobs import MAX_JOB_ARGS_BYTES, Jobs, exec_options
+from ._procedures import Procedure
+from ._runtime import decode_output, encode_args
+from ._scheduler import Scheduler, Unit
+from ._status import SystemTable
+from ._wire import CALL_WORKFLOW, CallSpec
+
+#: Workflow id prefix of direct calls (they are not jobs: never listed as scheduled functions).
+CALL_ID_PREFIX = "kitcn-call:"
+
+
+class KitcnClient:
+    """Trusted server-side access to an app's procedures through Temporal.
+
+    Direct calls run on a worker (``kitcn.Call`` workflows), so a mutation's schedules
+    are atomic there too; schedules made here take effect at once.
+
+    :param client: a Temporal client (connected with :class:`~kitcn_temporal.KitcnPlugin`
+        or the pydantic data converter).
+    :param app: the app whose procedures are called.
+    :param task_queue: where jobs and calls run; default ``app.task_queue``.
+    :param public_only: refuse private procedures (``private_*``, ``.internal()``) with
+        ``CRPCError(FORBIDDEN)``: for producers relaying untrusted requests.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        app: App,
+        *,
+        task_queue: str | None = None,
+        public_only: bool = False,
+    ) -> None:
+        self.client = client
+        self.app = app
+        self.task_queue = task_queue or app.task_queue
+        self.public_only = public_only
+        #: The identity direct calls carry (``ctx.auth``); never given to scheduled functions.
+        self.auth: Any = None
+        self._jobs = Jobs(client, self.task_queue)
+
+    @classmethod
+    async def connect(
+        cls, app: App, *, profile: str | None = None, **options: Any
+    ) -> KitcnClient:
+        """Connect with Temporal's environment configuration (``TEMPORAL_ADDRESS``,
+        ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS settings, config profiles).
+
+        :param profile: the config profile to load (default: ``TEMPORAL_PROFILE`` or "default").
+        :param options: passed to :class:`KitcnClient`.
+        """
+        from ._plugin import connect
+
+        return cls(await connect(app, profile=profile), app, **options)
+
+    def with_auth(self, identity: Any) -> KitcnClient:
+        """A copy whose direct calls carry ``identity`` as ``ctx.auth`` (JSON-serialisable)."""
+        try:
+            pydantic_core.to_json(identity)
+        except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as err:
+            raise CRPCError("BAD_REQUEST", f"the auth identity must be JSON-serialisable: {err}") from None
+        clone = copy.copy(self)
+        clone.auth = identity
+        return clone
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """``run_after / run_at / cancel`` by name, taking effect at once."""
+        return Scheduler(self.app, Unit("immediate", "client", self._jobs), public_only=self.public_only)
+
+    @property
+    def system(self) -> SystemTable:
+        """The ``_scheduled_functions`` table."""
+        return SystemTable(self.client)
+
+    async def run(self, name: str, args: Any = None) -> Any:
+        """Call procedure ``name`` directly (on a worker) and return its output."""
+        return await self.call(self.app.get(name), args)
+
+    async def call(self, proc: Procedure, args: Any = None) -> Any:
+        """Call ``proc`` directly (on a worker) and return its output."""
+        name = self.app.name_of(proc)
+        if self.public_only and proc.internal:
+            raise CRPCError("FORBIDDEN", f"{name} is a private procedure: this client may not call it")
+        payload, size = encode_args(proc, name, args)
+        if size > MAX_JOB_ARGS_BYTES:
+            raise CRPCError(
+                "PAYLOAD_TOO_LARGE",
+                f"arguments of {name} are {size} bytes, over the {MAX_JOB_ARGS_BYTES}-byte payload limit",
+            )
+        spec = CallSpec(name, exec_options(self.app, proc), payload, self.auth)
+        try:
+            output = await self.client.execute_workflow(
+                CALL_WORKFLOW,
+                spec,
+                id=f"{CALL_ID_PREFIX}{uuid.uuid4()}",
+                task_queue=self.task_queue,
+                static_summary=f"call {name}",
+                # Lets a worker sharing this client take the call without a round trip.
+                request_eager_start=True,
+            )
+        except WorkflowFailureError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise CRPCError.from_application_error(cause) from None
+            raise CRPCError("INTERNAL_SERVER_ERROR", f"call to {name} failed: {cause or err}") from None
+        return decode_output(proc, output)

@@ -1,0 +1,170 @@
+"""The Temporal side of jobs: start, cancel and describe ``kitcn.ScheduledFunction`` workflows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ._app import App
+from ._errors import CRPCError
+from ._names import check_job_id
+from ._procedures import Procedure
+from ._wire import (
+    JOB_WORKFLOW,
+    MEMO_ARGS,
+    MEMO_SCHEDULED_TIME,
+    SA_FUNCTION,
+    SA_SCHEDULED_TIME,
+    SA_STATE,
+    ExecOptions,
+    JobSpec,
+    RetrySpec,
+)
+
+#: The payload limit of Temporal's default server configuration (``limit.blobSize.error``).
+PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024
+#: One job's encoded arguments must leave room for the rest of its start request.
+MAX_JOB_ARGS_BYTES = PAYLOAD_LIMIT_BYTES - 16 * 1024
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def exec_options(app: App, proc: Procedure) -> ExecOptions:
+    """How a job or call runs ``proc``: its kind, time limit, retries and heartbeat."""
+    if proc.kind == "action":
+        timeout = proc.timeout or app.action_timeout
+        retry = (
+            RetrySpec.from_policy(proc.retry_policy)
+            if proc.retry_policy
+            else RetrySpec(maximum_attempts=1)
+        )
+        heartbeat = app.action_heartbeat_timeout
+        return ExecOptions(
+            kind="action",
+            timeout_ms=_ms(timeout),
+            retry=retry,
+            heartbeat_ms=_ms(min(heartbeat, timeout)),
+        )
+    # Queries and mutations: transient faults retried with backoff, without limit; the
+    # activity marks developer errors non-retryable, so they fail at once.
+    retry = RetrySpec.from_policy(proc.retry_policy) if proc.retry_policy else RetrySpec()
+    return ExecOptions(kind=proc.kind, timeout_ms=_ms(proc.timeout or app.mutation_timeout), retry=retry)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be started: everything its workflow needs."""
+
+    id: str
+    name: str
+    options: ExecOptions
+    args: dict[str, Any]
+    #: Due time, ms since the epoch.
+    scheduled_time: int
+    canceled: bool = False
+
+    def summary(self) -> str:
+        when = ms_to_datetime(self.scheduled_time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return f"{self.name} at {when} UTC" + (" (canceled)" if self.canceled else "")
+
+
+class Jobs:
+    """Starts, cancels and describes the job workflows of one namespace and task queue."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    async def start(self, job: NewJob) -> bool:
+        """Start ``job``'s workflow; ``False`` if a workflow with its id already exists.
+
+        Job ids are never reused, so a retried producer that re-starts the same id
+        starts nothing twice.
+        """
+        delay = job.scheduled_time - now_ms()
+        try:
+            handle = await self.client.start_workflow(
+                JOB_WORKFLOW,
+                JobSpec(job.name, job.options, job.scheduled_time, job.canceled),
+                id=job.id,
+                task_queue=self.task_queue,
+                memo={MEMO_ARGS: job.args, MEMO_SCHEDULED_TIME: job.scheduled_time},
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA_FUNCTION, job.name),
+                        SearchAttributePair(SA_STATE, "canceled" if job.canceled else "pending"),
+                        SearchAttributePair(SA_SCHEDULED_TIME, ms_to_datetime(job.scheduled_time)),
+                    ]
+                ),
+                static_summary=job.summary(),
+                # Temporal's durable delayed start: no workflow task runs until the job is due
+                # (a cancel request wakes it early to record ``canceled``).
+                start_delay=timedelta(milliseconds=delay) if delay > 0 and not job.canceled else None,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            if job.canceled:  # an earlier attempt may have started it without canceling it
+                await self._request_cancel(job.id)
+            return False
+        if job.canceled:
+            await handle.cancel()
+        return True
+
+    async def describe(self, job_id: str) -> WorkflowExecutionDescription | None:
+        """The job's workflow description, or ``None`` if no job has this id."""
+        check_job_id(job_id)
+        try:
+            desc = await self.client.get_workflow_handle(job_id).describe()
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                return None
+            raise
+        return desc if desc.workflow_type == JOB_WORKFLOW else None
+
+    async def require(self, job_id: str) -> WorkflowExecutionDescription:
+        """Like :meth:`describe`, but ``CRPCError(NOT_FOUND)`` for an unknown id."""
+        desc = await self.describe(job_id)
+        if desc is None:
+            raise CRPCError("NOT_FOUND", f"no scheduled function has id {job_id!r}")
+        return desc
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a job: pending -> canceled; running -> keeps running; finished -> no-op."""
+        desc = await self.require(job_id)
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            await self._request_cancel(job_id)
+
+    async def cancel_requested(self, job_id: str) -> bool:
+        """Whether someone asked to cancel this job (strongly consistent)."""
+        desc = await self.describe(job_id)
+        return bool(desc and desc.raw_description.workflow_extended_info.cancel_requested)
+
+    async def _request_cancel(self, job_id: str) -> None:
+        try:
+            await self.client.get_workflow_handle(job_id).cancel()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:  # finished meanwhile: nothing to cancel
+                raise
+
+
+def _ms(d: timedelta) -> int:
+    return int(d.total_seconds() * 1000)

@@ -1,0 +1,80 @@
+"""``KitcnPlugin``: everything Temporal needs to run an app's jobs, in one plugin."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import DataConverter, DefaultPayloadConverter
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkerConfig, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from ._activities import procedure_activities
+from ._app import App
+from ._workflow import CallWorkflow, ScheduledFunctionWorkflow
+
+#: Modules the workflow sandbox may share with the worker instead of re-importing per run.
+_PASSTHROUGH = ("kitcn_temporal", "pydantic", "pydantic_core", "annotated_types")
+_SDK_STICKY_TIMEOUT = timedelta(seconds=10)
+#: How long a workflow task waits for the worker that cached its workflow.
+STICKY_TIMEOUT = timedelta(seconds=3)
+
+
+class KitcnPlugin(SimplePlugin):
+    """Registers an app on a Temporal client or worker.
+
+    ``Client.connect(addr, plugins=[KitcnPlugin(app)])``: every worker built on that
+    client then runs the job workflow and one activity per procedure.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        super().__init__(
+            "kitcn_temporal.KitcnPlugin",
+            # Procedures take and return pydantic models (datetimes included).
+            data_converter=_pydantic_converter,
+            # The job and direct-call workflows; the procedures as activities.
+            workflows=[ScheduledFunctionWorkflow, CallWorkflow],
+            activities=procedure_activities(app),
+            # Our package and pydantic are deterministic to share with the sandbox.
+            workflow_runner=_with_passthrough,
+        )
+
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """See base class; also shortens the sticky-queue timeout left at the SDK default."""
+        config = super().configure_worker(config)
+        if config.get("sticky_queue_schedule_to_start_timeout") in (None, _SDK_STICKY_TIMEOUT):
+            # A job cached on a worker that died moves to a live worker after 3 s, not 10 s
+            # (its history is a handful of events: replaying it elsewhere is cheap).
+            config["sticky_queue_schedule_to_start_timeout"] = STICKY_TIMEOUT
+        return config
+
+
+def _pydantic_converter(existing: DataConverter | None) -> DataConverter:
+    base = existing or DataConverter.default
+    if base.payload_converter_class not in (DefaultPayloadConverter, PydanticPayloadConverter):
+        return base  # the user chose a converter of their own: keep it
+    return dataclasses.replace(base, payload_converter_class=PydanticPayloadConverter)
+
+
+def _with_passthrough(existing: WorkflowRunner | None) -> WorkflowRunner:
+    if existing is None:
+        existing = SandboxedWorkflowRunner()
+    if not isinstance(existing, SandboxedWorkflowRunner):
+        return existing
+    return dataclasses.replace(
+        existing, restrictions=existing.restrictions.with_passthrough_modules(*_PASSTHROUGH)
+    )
+
+
+async def connect(app: App, *, profile: str | None = None, **options: Any) -> Client:
+    """Connect to Temporal with its environment configuration and the app's plugin."""
+    from temporalio.envconfig import ClientConfig
+
+    config: dict[str, Any] = {**ClientConfig.load_client_connect_config(profile=profile), **options}
+    return await Client.connect(**config, plugins=[KitcnPlugin(app)])

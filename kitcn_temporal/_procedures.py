@@ -1,0 +1,230 @@
+"""Procedures and their builders: ``public_mutation.input(M).mutation(fn)``.
+
+Builders are immutable: every method returns a new builder, so a derived builder
+(``auth_mutation = c.mutation.use(require_user)``) never changes its parent.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, TypeAdapter
+from temporalio.common import RetryPolicy
+
+from ._wire import Kind
+
+Ctx = Any
+#: ``async def mw(ctx, next)``: call ``await next(ctx)`` (or a ctx extended with
+#: ``ctx.with_values(...)``) to run the rest of the chain, or raise to refuse.
+Middleware = Callable[[Ctx, Callable[[Ctx], Awaitable[Any]]], Awaitable[Any]]
+Handler = Callable[..., Any]
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """A query, mutation or action: its handler and everything declared about it.
+
+    Its name (``"orders.charge"``) is given by the :class:`~kitcn_temporal.App` that
+    holds it, unless set with ``.name()``.
+    """
+
+    kind: Kind
+    fn: Handler
+    #: The pydantic model of the input, or ``None`` for a procedure without arguments.
+    input_model: type[BaseModel] | None
+    #: Validates the output; ``None`` when neither ``.output()`` nor an annotation says.
+    output_adapter: TypeAdapter[Any] | None
+    middleware: tuple[Middleware, ...]
+    meta: Mapping[str, Any]
+    explicit_name: str | None
+    internal: bool
+    retry_policy: RetryPolicy | None
+    #: Exception types retried as transient (besides ConnectionError and TimeoutError).
+    transient: tuple[type[BaseException], ...]
+    timeout: timedelta | None
+    #: The module that declared the procedure (its name is relative to the app package).
+    home_module: str
+    #: Whether the handler takes the input argument (``fn(ctx, input)``) or only ``fn(ctx)``.
+    takes_input: bool
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"procedure {self.fn.__qualname__} is not called directly: use "
+            "create_caller(ctx, module).<name>(...) or schedule it"
+        )
+
+
+@dataclass(frozen=True)
+class ProcedureBuilder:
+    """Builds procedures of one kind. Every method returns a new builder."""
+
+    kind: Kind
+    _input: type[BaseModel] | None = None
+    _output: Any = _UNSET
+    _middleware: tuple[Middleware, ...] = ()
+    _meta: Mapping[str, Any] = field(default_factory=dict)
+    _name: str | None = None
+    _internal: bool = False
+    _retry: RetryPolicy | None = None
+    _transient: tuple[type[BaseException], ...] = ()
+    _timeout: timedelta | None = None
+
+    def input(self, model: type[BaseModel]) -> ProcedureBuilder:
+        """Validate the input with this pydantic model before the handler runs."""
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f".input() takes a pydantic BaseModel subclass, not {model!r}")
+        return replace(self, _input=model)
+
+    def output(self, type_: Any) -> ProcedureBuilder:
+        """Validate the handler's return value with this type (a model, a type, or ``None``)."""
+        TypeAdapter(type(None) if type_ is None else type_)  # fails now on an unusable type
+        return replace(self, _output=type_)
+
+    def use(self, middleware: Middleware) -> ProcedureBuilder:
+        """Append a middleware: ``async def mw(ctx, next)``."""
+        if not callable(middleware):
+            raise TypeError(f".use() takes an async function (ctx, next), not {middleware!r}")
+        return replace(self, _middleware=(*self._middleware, middleware))
+
+    def meta(self, **values: Any) -> ProcedureBuilder:
+        """Attach metadata (readable by middleware as ``ctx.meta``)."""
+        return replace(self, _meta={**self._meta, **values})
+
+    def name(self, name: str) -> ProcedureBuilder:
+        """Override the procedure name (default ``"<module>.<function>"``)."""
+        from ._names import check_procedure_name
+
+        return replace(self, _name=check_procedure_name(name))
+
+    def internal(self) -> ProcedureBuilder:
+        """Mark as private: a ``KitcnClient(public_only=True)`` may not call or schedule it."""
+        return replace(self, _internal=True)
+
+    def retry(self, *policy_or_errors: RetryPolicy | type[BaseException]) -> ProcedureBuilder:
+        """Set the retry policy and/or the exception types retried as transient.
+
+        ``.retry(RetryPolicy(maximum_attempts=5), MyFlakyError)``. On an action, a
+        policy opts in to retries (actions run once by default).
+        """
+        policy = self._retry
+        transient = list(self._transient)
+        for item in policy_or_errors:
+            if isinstance(item, RetryPolicy):
+                policy = item
+            elif isinstance(item, type) and issubclass(item, BaseException):
+                transient.append(item)
+            else:
+                raise TypeError(
+                    f".retry() takes a temporalio RetryPolicy or exception types, not {item!r}"
+                )
+        return replace(self, _retry=policy, _transient=tuple(transient))
+
+    def timeout(self, timeout: timedelta) -> ProcedureBuilder:
+        """Limit one execution of the handler (Temporal's start-to-close timeout)."""
+        if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
+            raise ValueError(f".timeout() takes a positive timedelta, not {timeout!r}")
+        return replace(self, _timeout=timeout)
+
+    def query(self, fn: Handler) -> Procedure:
+        """Terminal: a query (reads only; cannot schedule)."""
+        return self._build("query", fn)
+
+    def mutation(self, fn: Handler) -> Procedure:
+        """Terminal: a mutation (atomic; schedules take effect only if it succeeds)."""
+        return self._build("mutation", fn)
+
+    def action(self, fn: Handler) -> Procedure:
+        """Terminal: an action (side effects; runs once unless given a retry policy)."""
+        return self._build("action", fn)
+
+    def _build(self, kind: Kind, fn: Handler) -> Procedure:
+        if kind != self.kind:
+            raise TypeError(
+                f"this builder makes {self.kind}s: end it with .{self.kind}(fn), not .{kind}(fn)"
+            )
+        if not callable(fn):
+            raise TypeError(f".{kind}() takes a function (ctx, input), not {fn!r}")
+        takes_input, annotated_input, annotated_output = _inspect_handler(fn)
+        input_model = self._input or annotated_input
+        output = annotated_output if self._output is _UNSET else self._output
+        adapter = None if output is _UNSET else TypeAdapter(type(None) if output is None else output)
+        return Procedure(
+            kind=kind,
+            fn=fn,
+            input_model=input_model,
+            output_adapter=adapter,
+            middleware=self._middleware,
+            meta=dict(self._meta),
+            explicit_name=self._name,
+            internal=self._internal,
+            retry_policy=self._retry,
+            transient=self._transient,
+            timeout=self._timeout,
+            home_module=sys._getframe(2).f_globals.get("__name__", fn.__module__),
+            takes_input=takes_input,
+        )
+
+
+def _inspect_handler(fn: Handler) -> tuple[bool, type[BaseModel] | None, Any]:
+    """How many arguments the handler takes and what its annotations say."""
+    params = list(inspect.signature(fn).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not 1 <= len(positional) <= 2:
+        raise TypeError(
+            f"handler {fn.__qualname__} must take (ctx) or (ctx, input), "
+            f"not {len(positional)} positional parameters"
+        )
+    try:
+        hints = get_type_hints(fn)
+    except Exception:  # unresolvable forward references: fall back to no annotations
+        hints = {}
+    model = None
+    if len(positional) == 2:
+        hint = hints.get(positional[1].name)
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            model = hint
+    output: Any = hints.get("return", _UNSET)
+    return len(positional) == 2, model, output
+
+
+@dataclass(frozen=True)
+class CRPC:
+    """The factory returned by :func:`init_crpc`: one builder per kind."""
+
+    query: ProcedureBuilder
+    mutation: ProcedureBuilder
+    action: ProcedureBuilder
+
+
+def init_crpc(**meta: Any) -> CRPC:
+    """Create the builders an app derives its own from.
+
+    ``c = init_crpc(); auth_mutation = c.mutation.use(require_user)``.
+
+    :param meta: metadata attached to every procedure built from these builders.
+    """
+    return CRPC(
+        query=ProcedureBuilder("query", _meta=meta),
+        mutation=ProcedureBuilder("mutation", _meta=meta),
+        action=ProcedureBuilder("action", _meta=meta),
+    )
+
+
+_c = init_crpc()
+public_query = _c.query
+public_mutation = _c.mutation
+public_action = _c.action
+private_query = _c.query.internal()
+private_mutation = _c.mutation.internal()
+private_action = _c.action.internal()

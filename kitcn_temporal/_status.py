@@ -1,0 +1,146 @@
+"""The ``_scheduled_functions`` table, read from Temporal's job workflows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+
+from ._errors import CRPCError
+from ._jobs import Jobs
+from ._names import check_procedure_name
+from ._wire import (
+    JOB_WORKFLOW,
+    MEMO_ARGS,
+    MEMO_ERROR,
+    MEMO_SCHEDULED_TIME,
+    SA_FUNCTION,
+    SA_SCHEDULED_TIME,
+    SA_STATE,
+    STATE_KINDS,
+    StateKind,
+)
+
+#: What a running job's ``KitcnState`` may say (anything else reads as pending).
+_RUNNING_STATES: dict[str, StateKind] = {"inProgress": "inProgress", "canceled": "canceled"}
+#: The most rows one ``list`` call returns.
+MAX_LIST_LIMIT = 10_000
+
+
+class JobState(BaseModel):
+    """A job's state: ``{kind}``, plus ``error`` when failed."""
+
+    #: ``pending`` | ``inProgress`` | ``success`` | ``failed`` | ``canceled``.
+    kind: StateKind
+    #: Why the job failed (``failed`` only).
+    error: str | None = None
+
+
+class ScheduledFunction(BaseModel):
+    """One row of the ``_scheduled_functions`` table.
+
+    ``model_dump(by_alias=True)`` gives Convex's camelCase names.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    #: The job id (the Temporal workflow id).
+    id: str
+    #: The procedure, e.g. ``"orders.charge"``.
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    #: When the job is or was due, in ms since the epoch.
+    scheduled_time: int
+    #: When the job finished, in ms since the epoch; ``None`` while it has not.
+    completed_time: int | None = None
+    #: When the job was created, in ms since the epoch.
+    creation_time: int | None = None
+    state: JobState
+
+
+class SystemTable:
+    """Reads jobs: ``await ctx.system.get(job_id)``, ``await ctx.system.list(state="pending")``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def get(self, job_id: str) -> ScheduledFunction | None:
+        """The job with this id, or ``None`` if there is none (a malformed id raises BAD_REQUEST)."""
+        desc = await Jobs(self._client, "").describe(job_id)
+        return None if desc is None else await to_scheduled_function(desc)
+
+    async def list(
+        self, *, state: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[ScheduledFunction]:
+        """Jobs, most recent first, optionally by state and procedure name.
+
+        Backed by Temporal's visibility store, which lags writes by about a second.
+        """
+        query = f"WorkflowType = '{JOB_WORKFLOW}'"
+        if name is not None:
+            try:
+                check_procedure_name(name)
+            except ValueError as err:
+                raise CRPCError("BAD_REQUEST", str(err)) from None
+            query += f" AND {SA_FUNCTION.name} = '{name}'"
+        if state is not None:
+            if state not in STATE_KINDS:
+                raise CRPCError(
+                    "BAD_REQUEST", f"unknown state {state!r}: expected one of {', '.join(STATE_KINDS)}"
+                )
+            query += f" AND {SA_STATE.name} = '{state}'"
+            if state in ("pending", "inProgress"):
+                query += " AND ExecutionStatus = 'Running'"
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise CRPCError("BAD_REQUEST", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, not {limit!r}")
+        rows = []
+        async for execution in self._client.list_workflows(query, limit=limit):
+            row = await to_scheduled_function(execution)
+            if state is None or row.state.kind == state:
+                rows.append(row)
+        return rows
+
+
+async def to_scheduled_function(execution: WorkflowExecution) -> ScheduledFunction:
+    """A job workflow's row: state from its execution status and ``KitcnState``."""
+    memo = await execution.memo()
+    attrs = execution.typed_search_attributes
+    status = execution.status
+    error = None
+    if status == WorkflowExecutionStatus.RUNNING:
+        kind = _RUNNING_STATES.get(attrs.get(SA_STATE) or "", "pending")
+    elif status == WorkflowExecutionStatus.COMPLETED:
+        kind = "success"
+    elif status == WorkflowExecutionStatus.CANCELED:
+        kind = "canceled"
+    else:  # failed, timed out or terminated by an operator
+        kind = "failed"
+        error = memo.get(MEMO_ERROR) or _closed_reason(status)
+    scheduled = memo.get(MEMO_SCHEDULED_TIME)
+    if not isinstance(scheduled, int):  # a cron run: due when it started
+        sa_time = attrs.get(SA_SCHEDULED_TIME)
+        scheduled = _ms(sa_time) if sa_time else _ms(execution.start_time)
+    return ScheduledFunction(
+        id=execution.id,
+        name=attrs.get(SA_FUNCTION) or "",
+        args=memo.get(MEMO_ARGS) or {},
+        scheduled_time=scheduled,
+        completed_time=_ms(execution.close_time) if execution.close_time else None,
+        creation_time=_ms(execution.start_time),
+        state=JobState(kind=kind, error=error),
+    )
+
+
+def _closed_reason(status: WorkflowExecutionStatus | None) -> str:
+    reason: dict[Any, Literal["timed out", "terminated", "failed"]] = {
+        WorkflowExecutionStatus.TIMED_OUT: "timed out",
+        WorkflowExecutionStatus.TERMINATED: "terminated",
+    }
+    return reason.get(status, "failed")
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)

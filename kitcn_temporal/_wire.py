@@ -1,0 +1,116 @@
+"""What travels between producers, the job workflow and the procedure activities.
+
+Plain dataclasses and constants only: the workflow sandbox imports this module,
+so it must stay deterministic and free of I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+#: Workflow type of a job: one workflow per scheduled function, workflow id = job id.
+JOB_WORKFLOW = "kitcn.ScheduledFunction"
+#: Workflow type of a direct call made from a KitcnClient (never listed as a job).
+CALL_WORKFLOW = "kitcn.Call"
+
+SA_FUNCTION = SearchAttributeKey.for_keyword("KitcnFunction")
+SA_STATE = SearchAttributeKey.for_keyword("KitcnState")
+SA_SCHEDULED_TIME = SearchAttributeKey.for_datetime("KitcnScheduledTime")
+
+#: Memo fields of a job: its arguments, its due time (ms) and, once failed, the error.
+MEMO_ARGS = "args"
+MEMO_SCHEDULED_TIME = "scheduledTime"
+MEMO_ERROR = "error"
+
+Kind = Literal["query", "mutation", "action"]
+StateKind = Literal["pending", "inProgress", "success", "failed", "canceled"]
+STATE_KINDS: tuple[StateKind, ...] = ("pending", "inProgress", "success", "failed", "canceled")
+
+#: Prefix of the error recorded when an action's worker is lost (Convex's wording).
+TRANSIENT_ACTION_ERROR = "transient error while executing action"
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    """A Temporal retry policy in a form that survives serialisation."""
+
+    initial_interval_ms: int = 500
+    backoff_coefficient: float = 2.0
+    maximum_interval_ms: int | None = 10_000
+    maximum_attempts: int = 0
+    non_retryable_error_types: tuple[str, ...] = ()
+
+    @classmethod
+    def from_policy(cls, policy: RetryPolicy) -> RetrySpec:
+        return cls(
+            initial_interval_ms=_ms(policy.initial_interval),
+            backoff_coefficient=policy.backoff_coefficient,
+            maximum_interval_ms=None if policy.maximum_interval is None else _ms(policy.maximum_interval),
+            maximum_attempts=policy.maximum_attempts,
+            non_retryable_error_types=tuple(policy.non_retryable_error_types or ()),
+        )
+
+    def to_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_interval=timedelta(milliseconds=self.initial_interval_ms),
+            backoff_coefficient=self.backoff_coefficient,
+            maximum_interval=None
+            if self.maximum_interval_ms is None
+            else timedelta(milliseconds=self.maximum_interval_ms),
+            maximum_attempts=self.maximum_attempts,
+            non_retryable_error_types=list(self.non_retryable_error_types) or None,
+        )
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How the workflow runs a procedure's activity."""
+
+    kind: Kind
+    timeout_ms: int
+    retry: RetrySpec
+    #: Actions only: a worker lost mid-action fails the job after this long.
+    heartbeat_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Input of the job workflow. The job's arguments live in its memo."""
+
+    name: str
+    options: ExecOptions
+    #: Due time in ms since the epoch; ``None`` means "when the workflow starts" (cron runs).
+    scheduled_time: int | None
+    #: Created canceled: the job records ``canceled`` and never runs.
+    canceled: bool = False
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """Input of a direct call's workflow."""
+
+    name: str
+    options: ExecOptions
+    args: dict[str, Any]
+    auth: Any = None
+
+
+@dataclass(frozen=True)
+class ExecInput:
+    """Input of a procedure's activity."""
+
+    args: dict[str, Any]
+    #: The execution's key: the job id, or the direct call's workflow id.
+    exec_id: str
+    #: Set when the execution is a scheduled job.
+    job_id: str | None = None
+    scheduled_time: int | None = None
+    auth: Any = None
+
+
+def _ms(d: timedelta) -> int:
+    return int(d.total_seconds() * 1000)

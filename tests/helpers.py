@@ -1,0 +1,48 @@
+"""Small waits and lookups the tests share."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from kitcn_temporal import KitcnClient, ScheduledFunction
+from testapp.probe import wait_for
+
+FINAL = ("success", "failed", "canceled")
+
+
+def token() -> str:
+    return uuid.uuid4().hex
+
+
+async def wait_state(kitcn: KitcnClient, job_id: str, *states: str, timeout: float = 30.0) -> ScheduledFunction:
+    """The job once its state is one of ``states`` (default: any final state)."""
+    wanted = states or FINAL
+
+    async def reached() -> ScheduledFunction | None:
+        job = await kitcn.system.get(job_id)
+        return job if job is not None and job.state.kind in wanted else None
+
+    result: ScheduledFunction = await wait_for(reached, timeout=timeout)
+    return result
+
+
+async def status_of(client: Client, job_id: str) -> WorkflowExecutionStatus | None:
+    return (await client.get_workflow_handle(job_id).describe()).status
+
+
+async def settle_visibility(kitcn: KitcnClient, tok: str) -> None:
+    """Schedule a sentinel job and wait until visibility lists it: earlier writes are visible too."""
+    sentinel = await kitcn.scheduler.run_after(0, "targets.touch", {"token": f"{tok}:sentinel"})
+
+    async def listed() -> bool:
+        rows = await kitcn.system.list(name="targets.touch", limit=200)
+        return any(r.id == sentinel for r in rows)
+
+    await wait_for(listed)
+
+
+def jobs_with_token(rows: list[ScheduledFunction], tok: str) -> list[ScheduledFunction]:
+    return [r for r in rows if r.args.get("token") == tok]
+

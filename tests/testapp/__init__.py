@@ -1,0 +1,1 @@
+"""The app the test suite runs: procedures that record what happened to them."""
