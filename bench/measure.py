@@ -1,0 +1,222 @@
+"""The measurements. Each returns plain numbers; ``__main__`` repeats, takes medians and prints."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from bench.app import work
+from bench.raw import RawJob
+from kitcn_temporal import KitcnClient
+
+ROOT = Path(__file__).resolve().parent.parent
+_CONCURRENCY = 100
+
+
+async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
+    """Run ``make(i)`` for i in range(n), at most ``_CONCURRENCY`` at a time, in order."""
+    limit = asyncio.Semaphore(_CONCURRENCY)
+
+    async def one(i: int) -> Any:
+        async with limit:
+            return await make(i)
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def _wait_all(client: Client, ids: list[str]) -> None:
+    await _bounded(len(ids), lambda i: client.get_workflow_handle(ids[i]).result())
+
+
+async def e2e_kitcn(kitcn: KitcnClient, n: int) -> float:
+    """Completed jobs per second: ``n`` ``schedule.now`` jobs of a trivial mutation."""
+    started = time.perf_counter()
+    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(0, "work.noop", {"n": i}))
+    await _wait_all(kitcn.client, ids)
+    return n / (time.perf_counter() - started)
+
+
+async def e2e_raw(client: Client, task_queue: str, n: int) -> float:
+    """Completed jobs per second: ``n`` hand-written workflows running one activity."""
+    started = time.perf_counter()
+    handles = await _bounded(
+        n,
+        lambda i: client.start_workflow(RawJob.run, i, id=f"raw-{uuid.uuid4()}", task_queue=task_queue),
+    )
+    await _wait_all(client, [h.id for h in handles])
+    return n / (time.perf_counter() - started)
+
+
+async def schedule_rate_kitcn(kitcn: KitcnClient, n: int) -> float:
+    """Producer rate: ``schedule.after(60 s)`` calls per second."""
+    started = time.perf_counter()
+    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(60_000, "work.noop", {"n": i}))
+    rate = n / (time.perf_counter() - started)
+    await _bounded(n, lambda i: kitcn.client.get_workflow_handle(ids[i]).terminate())
+    return rate
+
+
+async def schedule_rate_raw(client: Client, task_queue: str, n: int) -> float:
+    """Producer rate: ``start_workflow`` calls per second, delayed 60 s."""
+    started = time.perf_counter()
+    handles = await _bounded(
+        n,
+        lambda i: client.start_workflow(
+            RawJob.run, i, id=f"raw-{uuid.uuid4()}", task_queue=task_queue, start_delay=timedelta(seconds=60)
+        ),
+    )
+    rate = n / (time.perf_counter() - started)
+    await _bounded(n, lambda i: handles[i].terminate())
+    return rate
+
+
+async def events_per_job(client: Client, workflow_id: str) -> int:
+    return len([e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()])
+
+
+async def sample_events(kitcn: KitcnClient, task_queue: str) -> tuple[int, int]:
+    """History length of one completed job of each kind."""
+    job = await kitcn.scheduler.run_after(0, "work.noop", {"n": 1})
+    await kitcn.client.get_workflow_handle(job).result()
+    raw = await kitcn.client.start_workflow(RawJob.run, 1, id=f"raw-{uuid.uuid4()}", task_queue=task_queue)
+    await raw.result()
+    return await events_per_job(kitcn.client, job), await events_per_job(kitcn.client, raw.id)
+
+
+async def lateness(kitcn: KitcnClient, n: int) -> dict[str, float]:
+    """How late ``n`` jobs due at the same instant start, in ms (p50, p99, max)."""
+    batch = uuid.uuid4().hex
+    lead_s = 2.0 + n * 0.01  # time to schedule them all before they are due
+    due_ms = int((time.time() + lead_s) * 1000)
+    await _bounded(n, lambda i: kitcn.scheduler.run_at(due_ms, "work.stamp", {"batch": batch}))
+    while len(work.STARTED.get(batch, [])) < n:
+        await asyncio.sleep(0.05)
+    late = sorted(t * 1000 - due_ms for t in work.STARTED.pop(batch))
+    return {
+        "p50": statistics.median(late),
+        "p99": late[min(len(late) - 1, int(len(late) * 0.99))],
+        "max": late[-1],
+    }
+
+
+async def status_get_ms(kitcn: KitcnClient, samples: int) -> float:
+    """Median latency of ``system.get`` on a pending job, in ms."""
+    job = await kitcn.scheduler.run_after(600_000, "work.noop", {"n": 0})
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        await kitcn.system.get(job)
+        times.append((time.perf_counter() - t) * 1000)
+    await kitcn.scheduler.cancel(job)
+    return statistics.median(times)
+
+
+async def pending_jobs(kitcn: KitcnClient, n: int) -> list[str]:
+    """Schedule ``n`` jobs ten minutes out and wait until visibility lists them all."""
+    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(600_000, "work.noop", {"n": i}))
+    while True:
+        count = await kitcn.client.count_workflows(
+            f"KitcnState='pending' AND ExecutionStatus='Running' AND TaskQueue='{kitcn.task_queue}'"
+        )
+        if count.count >= n:
+            return ids
+        await asyncio.sleep(0.2)
+
+
+async def status_list_ms(kitcn: KitcnClient, n: int) -> float:
+    """Time to list ``n`` pending jobs through ``system.list``, in ms."""
+    t = time.perf_counter()
+    rows = await kitcn.system.list(state="pending", name="work.noop", limit=n)
+    elapsed = (time.perf_counter() - t) * 1000
+    if len(rows) < n:
+        raise RuntimeError(f"listed {len(rows)} pending jobs, expected {n}")
+    return elapsed
+
+
+WORKER = """
+import asyncio, os, sys
+sys.path.insert(0, {root!r})
+from temporalio.client import Client
+from temporalio.worker import Worker
+from kitcn_temporal import App, KitcnPlugin
+
+async def main():
+    app = App.discover("bench.app", task_queue={queue!r})
+    client = await Client.connect({address!r}, plugins=[KitcnPlugin(app)])
+    async with Worker(client, task_queue=app.task_queue):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def worker_rss_with_pending(kitcn: KitcnClient, address: str, n: int, workdir: Path) -> dict[str, float]:
+    """RSS of a worker process (its own task queue) before and after ``n`` jobs are pending on it."""
+    queue = f"bench-rss-{uuid.uuid4().hex[:8]}"
+    script = workdir / "rss_worker.py"
+    script.write_text(WORKER.format(root=str(ROOT), queue=queue, address=address))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the RSS worker did not start")
+        idle = rss_mb(proc.pid)
+        scoped = KitcnClient(kitcn.client, kitcn.app, task_queue=queue)
+        await pending_jobs(scoped, n)
+        await asyncio.sleep(1.0)  # let the worker settle before reading its memory
+        return {"idle": idle, "pending": rss_mb(proc.pid)}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def machine_info(server_version: str) -> dict[str, Any]:
+    import platform
+    from importlib.metadata import version
+
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "temporalio": version("temporalio"),
+        "temporal_server": server_version,
+        "platform": platform.platform(),
+    }
+
+
+async def cron_sync(kitcn: KitcnClient, n: int) -> dict[str, float]:
+    """Seconds to sync ``n`` new crons, and the writes a second, unchanged sync makes."""
+    from kitcn_temporal import cron_jobs
+
+    crons = cron_jobs()
+    for i in range(n):
+        crons.interval(f"bench-{i}", {"minutes": 5 + i}, work.noop, {"n": i})
+    started = time.perf_counter()
+    first = await crons.sync(kitcn)
+    elapsed = time.perf_counter() - started
+    if len(first.created) != n:
+        raise RuntimeError(f"the first sync created {len(first.created)} of {n} crons")
+    again = await crons.sync(kitcn)
+    return {"seconds": elapsed, "resync_writes": float(again.writes)}

@@ -1,0 +1,229 @@
+"""``kitcn-temporal``: the command line (``main`` is the entry point)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from temporalio.service import RPCError
+
+from ._app import DEFAULT_TASK_QUEUE
+from ._errors import CRPCError
+from ._wire import STATE_KINDS
+from .cli import _commands, _crons, _serve
+from .cli._connect import CliError
+from .cli._parse import UsageError
+
+PROG = "kitcn-temporal"
+DESCRIPTION = (
+    "kitcn's procedures and scheduler on Temporal. `dev` runs everything locally; `worker` serves "
+    "an app in production; `setup` prepares a namespace; `crons`, `jobs`, `run` and `schedule` "
+    "inspect and drive an app. Connection settings come from Temporal's environment configuration "
+    "(TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, profiles), overridable with "
+    "--address and --namespace."
+)
+#: Exit status of a mistake in the command line itself.
+USAGE_EXIT = 2
+#: Exit status when interrupted before a graceful stop was possible.
+INTERRUPTED_EXIT = 130
+#: Exit status when stdout was closed by its reader (as for SIGPIPE).
+BROKEN_PIPE_EXIT = 141
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage mistake as one line (argparse prints the whole usage by default)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kitcn-temporal`` argument parser."""
+    parser = _Parser(prog=PROG, description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(group: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help, description=help)
+        return sub
+
+    dev = command(commands, "dev", "run Temporal's dev server (kept in .kitcn/), set up, sync crons, serve the app")
+    dev.epilog = "dev serves its own server on 127.0.0.1:PORT, namespace default: TEMPORAL_* settings do not apply."
+    _app_options(dev)
+    _crons_option(dev)
+    dev.add_argument("--port", type=_port, default=7233, help="the server's gRPC port (default 7233)")
+    dev.add_argument("--ui-port", type=_port, help="the web UI's port (default: port + 1000)")
+    _serve_options(dev, 5.0)
+    dev.set_defaults(handler=_serve.dev)
+
+    worker = command(commands, "worker", "serve the app's procedures and jobs (a production worker)")
+    _connection_options(worker)
+    _app_options(worker)
+    _crons_option(worker)
+    _serve_options(worker, 30.0)
+    worker.set_defaults(handler=_serve.worker)
+
+    setup = command(commands, "setup", "give the namespace the job search attributes and 7-day retention")
+    _connection_options(setup)
+    _json_option(setup)
+    setup.set_defaults(handler=_commands.setup)
+
+    crons = command(commands, "crons", "the app's crons (Temporal schedules)")
+    crons_commands = crons.add_subparsers(dest="crons_command", metavar="COMMAND", required=True)
+    for name, help, handler in (
+        ("sync", "make Temporal's schedules match the declared crons", _crons.sync),
+        ("list", "the crons with their spec, next runs and last run", _crons.list_),
+    ):
+        sub = command(crons_commands, name, help)
+        _connection_options(sub)
+        _app_options(sub)
+        _crons_option(sub)
+        _json_option(sub)
+        sub.set_defaults(handler=handler)
+
+    jobs = command(commands, "jobs", "the _scheduled_functions table")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True)
+    listing = command(jobs_commands, "list", "jobs, most recent first")
+    listing.add_argument("--state", choices=STATE_KINDS, help="only jobs in this state")
+    listing.add_argument("--name", help="only jobs of this procedure, e.g. orders.charge")
+    listing.add_argument("--limit", type=_positive_int, default=100, help="at most this many jobs (default 100)")
+    listing.set_defaults(handler=_commands.jobs_list)
+    get = command(jobs_commands, "get", "one job")
+    get.set_defaults(handler=_commands.jobs_get)
+    cancel = command(jobs_commands, "cancel", "cancel a job (pending -> canceled; a running action keeps running)")
+    cancel.set_defaults(handler=_commands.jobs_cancel)
+    for sub in (get, cancel):
+        sub.add_argument("id", metavar="ID", help="the job id")
+    for sub in (listing, get, cancel):
+        _connection_options(sub)
+        _json_option(sub)
+
+    run = command(commands, "run", "call a procedure on a worker and print its output")
+    run.set_defaults(handler=_commands.run)
+    schedule = command(commands, "schedule", "schedule a procedure and print its job")
+    when = schedule.add_mutually_exclusive_group(required=True)
+    when.add_argument("--after", metavar="DELAY", help="delay: 5s, 1500ms, 2m, 1h, 1d or a number of ms")
+    when.add_argument("--at", metavar="TIME", help="ISO 8601 time with a timezone, or ms since the epoch")
+    schedule.set_defaults(handler=_commands.schedule)
+    for sub in (run, schedule):
+        sub.add_argument("name", metavar="NAME", help="the procedure, e.g. orders.charge")
+        sub.add_argument("--args", metavar="JSON", help="the arguments as a JSON object")
+        _connection_options(sub)
+        _app_options(sub)
+        _json_option(sub)
+    return parser
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection (default: Temporal's env config)")
+    group.add_argument("--address", help="host:port of the Temporal frontend (TEMPORAL_ADDRESS)")
+    group.add_argument("--namespace", help="the namespace (TEMPORAL_NAMESPACE)")
+    group.add_argument("--profile", help="the env config profile (TEMPORAL_PROFILE)")
+
+
+def _app_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("app")
+    group.add_argument("--app", default="activities", help="the app package, imported from here (default activities)")
+    group.add_argument("--task-queue", help=f"the task queue (default: the app's, {DEFAULT_TASK_QUEUE!r})")
+    group.add_argument("--database", metavar="URL", help="SQLAlchemy URL for exactly-once mutations")
+
+
+def _crons_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--crons",
+        metavar="MODULE:ATTR",
+        help="the cron declarations (default: workflows.crons:crons if that module exists; '' for none)",
+    )
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _serve_options(parser: argparse.ArgumentParser, default: float) -> None:
+    parser.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=default,
+        metavar="SECONDS",
+        help=f"on SIGINT/SIGTERM, how long running procedures may take to finish (default {default:g})",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="the level of log lines on stderr (default info)",
+    )
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1 to 65535)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds >= 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit status (errors reported as one line on stderr)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return USAGE_EXIT
+        return int(asyncio.run(args.handler(args)))
+    except UsageError as err:
+        return _fail(str(err), USAGE_EXIT)
+    except CliError as err:
+        return _fail(str(err))
+    except CRPCError as err:  # the library refused: unknown procedure, bad arguments, unknown job...
+        return _fail(f"{err.code}: {err.message}")
+    except RPCError as err:
+        return _fail(f"Temporal refused the request: {err.message}")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return _fail("interrupted", INTERRUPTED_EXIT)
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say
+        return BROKEN_PIPE_EXIT
+
+
+def _fail(message: str, status: int = 1) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def main() -> NoReturn:
+    """The ``kitcn-temporal`` entry point."""
+    status = run_cli()
+    # The Temporal SDK's runtime can abort the interpreter at exit: leave without it.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""The Temporal side of crons: one schedule per cron, kept in step with the declarations.
+
+Temporal rewrites a schedule's cron strings into calendars, so a described spec never
+equals the declared one: each schedule's action memo carries a hash of its declaration,
+and a sync rewrites only the schedules whose hash differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.api.common.v1 import Payload
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleDescription,
+    ScheduleHandle,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from ._app import App
+from ._client import KitcnClient
+from ._errors import CRPCError
+from ._jobs import exec_options
+from ._plugin import KitcnPlugin
+from ._status import ScheduledFunction, SystemTable
+from ._wire import JOB_WORKFLOW, MEMO_ARGS, SA_FUNCTION, SA_STATE, JobSpec
+
+if TYPE_CHECKING:
+    from ._crons import CronJob
+
+#: Every cron's schedule id starts with this; a sync deletes such schedules no longer declared.
+SCHEDULE_ID_PREFIX = "kitcn-cron:"
+#: Memo field of a cron's schedule action, so also of each of its runs: what was declared.
+MEMO_CRON = "kitcnCron"
+#: Runs missed while Temporal was unavailable are dropped after this long (Temporal's minimum
+#: is 10 s): a cron does not catch up, it waits for its next time.
+CATCHUP_WINDOW = timedelta(minutes=1)
+#: Part of every declaration hash: bump it when the schedules this module builds change shape.
+_SCHEDULE_FORMAT = 1
+
+SyncOutcome = Literal["created", "updated", "unchanged"]
+
+
+@dataclasses.dataclass
+class SyncReport:
+    """What :meth:`CronJobs.sync <kitcn_temporal.CronJobs.sync>` did, by cron name."""
+
+    created: list[str] = dataclasses.field(default_factory=list)
+    updated: list[str] = dataclasses.field(default_factory=list)
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    unchanged: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def writes(self) -> int:
+        """How many schedules the sync created, updated or deleted."""
+        return len(self.created) + len(self.updated) + len(self.deleted)
+
+
+class CronStatus(BaseModel):
+    """One row of ``crons list``: a cron, its schedule in Temporal and its last run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: The cron's name.
+    name: str
+    #: Its Temporal schedule: ``kitcn-cron:<name>``.
+    schedule_id: str
+    #: The procedure each run calls (``None`` for a stale schedule of unknown origin).
+    function: str | None
+    #: ``"interval"`` or ``"cron"`` (``"unknown"`` for a stale schedule of unknown origin).
+    kind: str
+    #: The timing as declared: ``"every 2h"`` or ``"0 9 * * *"``.
+    spec: str
+    #: The time zone a cron expression is read in.
+    timezone: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    #: Declared in code; ``False`` for a schedule the next sync deletes.
+    declared: bool
+    #: Its schedule exists in Temporal.
+    synced: bool
+    #: The schedule matches the declaration (``False`` until synced, or after a change).
+    up_to_date: bool
+    paused: bool = False
+    #: The schedule's note (set with a pause or unpause, kept by syncs).
+    note: str | None = None
+    #: The next three run times (UTC): Temporal's once synced, a local preview before.
+    next_runs: list[datetime]
+    #: The job of the most recent run, or ``None`` before the first.
+    last_run: ScheduledFunction | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A declaration resolved against an app: the schedule it needs, and that schedule's hash."""
+
+    job: CronJob
+    function: str
+    schedule: Schedule
+    digest: str
+
+
+def resolve_target(client: KitcnClient | Client, app: App | None, task_queue: str | None) -> tuple[Client, App, str]:
+    """The Temporal client, app and task queue a sync or list works with."""
+    if isinstance(client, KitcnClient):
+        if app is None:
+            return client.client, client.app, task_queue or client.task_queue
+        return client.client, app, task_queue or app.task_queue
+    if not isinstance(client, Client):
+        raise TypeError(f"crons take a KitcnClient or a temporalio Client, not {client!r}")
+    if app is None:
+        app = next((p.app for p in client.config()["plugins"] if isinstance(p, KitcnPlugin)), None)
+    if app is None:
+        raise TypeError(
+            "this Temporal client was not connected with KitcnPlugin(app): pass the app, "
+            "crons.sync(client, app), or a KitcnClient"
+        )
+    return client, app, task_queue or app.task_queue
+
+
+def _plan(job: CronJob, app: App, task_queue: str) -> _Plan:
+    try:
+        function = app.name_of(job.procedure)
+    except CRPCError as err:
+        raise ValueError(f"cron {job.name!r}: {err.message}") from None
+    options = exec_options(app, job.procedure)
+    timing: Any = job.every // timedelta(microseconds=1) if job.every else job.temporal_cron_strings()
+    declaration = {
+        "format": _SCHEDULE_FORMAT,
+        "timing": timing,
+        "timezone": job.timezone,
+        "function": function,
+        "args": job.args,
+        "options": dataclasses.asdict(options),
+        "taskQueue": task_queue,
+        "catchupWindowMs": CATCHUP_WINDOW // timedelta(milliseconds=1),
+    }
+    digest = hashlib.sha256(json.dumps(declaration, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    if job.every is not None:
+        spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=job.every)])
+    else:
+        spec = ScheduleSpec(cron_expressions=job.temporal_cron_strings(), time_zone_name=job.timezone)
+    zone = "" if job.timezone == "UTC" else f" {job.timezone}"
+    action = ScheduleActionStartWorkflow(
+        JOB_WORKFLOW,
+        # No due time: each run is due when the schedule starts it.
+        JobSpec(function, options, None),
+        id=job.schedule_id,
+        task_queue=task_queue,
+        memo={
+            MEMO_ARGS: job.args,
+            MEMO_CRON: {
+                "name": job.name,
+                "kind": job.kind,
+                "spec": job.spec,
+                "timezone": job.timezone,
+                "function": function,
+                "hash": digest,
+            },
+        },
+        typed_search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(SA_FUNCTION, function), SearchAttributePair(SA_STATE, "pending")]
+        ),
+        static_summary=f"{function}, cron {job.name!r}: {job.spec}{zone}",
+    )
+    # SKIP: no run starts while the previous one is still going.
+    policy = SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=CATCHUP_WINDOW)
+    return _Plan(job, function, Schedule(action=action, spec=spec, policy=policy), digest)
+
+
+async def sync_crons(jobs: Sequence[CronJob], client: Client, app: App, task_queue: str) -> SyncReport:
+    """Create, update and delete ``kitcn-cron:`` schedules until they match ``jobs``."""
+    plans = [_plan(job, app, task_queue) for job in jobs]  # every target resolves before a write
+    report = SyncReport()
+    for plan in plans:
+        outcome = await _apply(client, plan)
+        getattr(report, outcome).append(plan.job.name)
+    for schedule_id in await _stale_ids(client, {p.job.schedule_id for p in plans}):
+        try:
+            await client.get_schedule_handle(schedule_id).delete()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:  # gone already: the list lags deletions
+                raise
+            continue
+        report.deleted.append(schedule_id[len(SCHEDULE_ID_PREFIX) :])
+    return report
+
+
+async def _apply(client: Client, plan: _Plan) -> SyncOutcome:
+    handle = client.get_schedule_handle(plan.job.schedule_id)
+    desc = await _describe(handle)
+    if desc is None:
+        try:
+            await client.create_schedule(handle.id, plan.schedule)
+            return "created"
+        except ScheduleAlreadyRunningError:  # created meanwhile by a concurrent sync
+            desc = await handle.describe()
+    if await _declared_hash(client, desc) == plan.digest:
+        return "unchanged"
+    changed = False
+
+    async def updater(update: ScheduleUpdateInput) -> ScheduleUpdate | None:
+        nonlocal changed
+        current = update.description
+        changed = await _declared_hash(client, current) != plan.digest
+        if not changed:
+            return None
+        # An operator's pause and note (and any action limit) outlive a change of declaration.
+        return ScheduleUpdate(schedule=dataclasses.replace(plan.schedule, state=current.schedule.state))
+
+    await handle.update(updater)
+    return "updated" if changed else "unchanged"
+
+
+async def cron_statuses(jobs: Sequence[CronJob], client: Client, app: App, task_queue: str) -> list[CronStatus]:
+    """One row per declared cron, then one per stale ``kitcn-cron:`` schedule."""
+    plans = [_plan(job, app, task_queue) for job in jobs]
+    declared = await asyncio.gather(*(_declared_status(client, plan) for plan in plans))
+    stale_ids = await _stale_ids(client, {p.job.schedule_id for p in plans})
+    stale = await asyncio.gather(*(_stale_status(client, schedule_id) for schedule_id in stale_ids))
+    return [*declared, *(row for row in stale if row is not None)]
+
+
+async def _declared_status(client: Client, plan: _Plan) -> CronStatus:
+    job = plan.job
+    row = CronStatus(
+        name=job.name,
+        schedule_id=job.schedule_id,
+        function=plan.function,
+        kind=job.kind,
+        spec=job.spec,
+        timezone=job.timezone,
+        args=job.args,
+        declared=True,
+        synced=False,
+        up_to_date=False,
+        next_runs=job.next_runs(3),
+    )
+    desc = await _describe(client.get_schedule_handle(job.schedule_id))
+    if desc is None:
+        return row
+    return row.model_copy(
+        update={
+            "synced": True,
+            "up_to_date": await _declared_hash(client, desc) == plan.digest,
+            **await _live_fields(client, desc),
+        }
+    )
+
+
+async def _stale_status(client: Client, schedule_id: str) -> CronStatus | None:
+    desc = await _describe(client.get_schedule_handle(schedule_id))
+    if desc is None:
+        return None
+    declared = await _memo_field(client, desc, MEMO_CRON)
+    info = declared if isinstance(declared, dict) else {}
+    args = await _memo_field(client, desc, MEMO_ARGS)
+    return CronStatus(
+        name=schedule_id[len(SCHEDULE_ID_PREFIX) :],
+        schedule_id=schedule_id,
+        function=info.get("function"),
+        kind=str(info.get("kind", "unknown")),
+        spec=str(info.get("spec", "")),
+        timezone=str(info.get("timezone", "UTC")),
+        args=args if isinstance(args, dict) else {},
+        declared=False,
+        synced=True,
+        up_to_date=False,
+        **await _live_fields(client, desc),
+    )
+
+
+async def _live_fields(client: Client, desc: ScheduleDescription) -> dict[str, Any]:
+    """What Temporal says of a schedule: paused, note, next runs, last run."""
+    last_run = None
+    if desc.info.recent_actions:
+        action = desc.info.recent_actions[-1].action
+        if isinstance(action, ScheduleActionExecutionStartWorkflow):
+            last_run = await SystemTable(client).get(action.workflow_id)
+    return {
+        "paused": desc.schedule.state.paused,
+        "note": desc.schedule.state.note,
+        "next_runs": list(desc.info.next_action_times[:3]),
+        "last_run": last_run,
+    }
+
+
+async def _stale_ids(client: Client, declared: set[str]) -> list[str]:
+    """``kitcn-cron:`` schedules not in ``declared``, from Temporal's (lagging) list."""
+    return [
+        entry.id
+        async for entry in await client.list_schedules()
+        if entry.id.startswith(SCHEDULE_ID_PREFIX) and entry.id not in declared
+    ]
+
+
+async def _describe(handle: ScheduleHandle) -> ScheduleDescription | None:
+    try:
+        return await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def _declared_hash(client: Client, desc: ScheduleDescription) -> str | None:
+    declared = await _memo_field(client, desc, MEMO_CRON)
+    return declared.get("hash") if isinstance(declared, dict) else None
+
+
+async def _memo_field(client: Client, desc: ScheduleDescription, key: str) -> Any:
+    """A field of the schedule action's memo, which ``describe()`` returns still encoded."""
+    action = desc.schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow) or not action.memo:
+        return None
+    value = action.memo.get(key)
+    if isinstance(value, Payload):
+        return (await client.data_converter.decode([value]))[0]
+    return value

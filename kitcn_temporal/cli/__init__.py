@@ -1,0 +1,1 @@
+"""The pieces of the ``kitcn-temporal`` command line (entry point: :mod:`kitcn_temporal._cli`)."""

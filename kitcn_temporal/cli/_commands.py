@@ -1,0 +1,166 @@
+"""The commands that talk to Temporal and return: setup, run, schedule, jobs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from .._client import KitcnClient
+from .._jobs import Jobs
+from .._setup import RETENTION, SEARCH_ATTRIBUTES, setup_namespace
+from .._status import ScheduledFunction, SystemTable
+from ._connect import CliError, connect, connect_config, load_app
+from ._output import job_details, job_json, jobs_table, print_json
+from ._parse import parse_args_json, parse_duration_ms, parse_time_ms
+
+#: How long ``jobs cancel`` waits for a pending job to record ``canceled``.
+CANCEL_WAIT = 10.0
+
+
+async def setup(args: argparse.Namespace) -> int:
+    """``setup``: search attributes and 7-day retention on the namespace."""
+    client = await connect(connect_config(args), None)
+    try:
+        report = await setup_namespace(client)
+    except RuntimeError as err:  # an attribute exists with another type
+        raise CliError(str(err)) from None
+    days = RETENTION.days
+    if args.json:
+        print_json(
+            {
+                "namespace": report.namespace,
+                "addedSearchAttributes": report.added_search_attributes,
+                "retentionChanged": report.retention_changed,
+                "retentionDays": days,
+            }
+        )
+        return 0
+    added = ", ".join(report.added_search_attributes)
+    print(f"namespace {report.namespace!r} at {client.service_client.config.target_host}:")
+    print(f"  search attributes: {', '.join(SEARCH_ATTRIBUTES)}" + (f" (added {added})" if added else " (present)"))
+    print(f"  retention: {days} days" + (" (set)" if report.retention_changed else " (unchanged)"))
+    return 0
+
+
+async def run(args: argparse.Namespace) -> int:
+    """``run NAME --args JSON``: call a procedure on a worker and print its output (as JSON)."""
+    app = load_app(args)
+    payload = parse_args_json(args.args)
+    app.get(args.name)  # an unknown name fails before anything connects
+    client = await connect(connect_config(args), app)
+    await _require_worker(client, app.task_queue)
+    result = await KitcnClient(client, app).run(args.name, payload)
+    if isinstance(result, str) and not args.json:
+        print(result)  # a plain string reads better unquoted
+    else:
+        print_json(result)
+    return 0
+
+
+async def schedule(args: argparse.Namespace) -> int:
+    """``schedule NAME (--after D | --at T) --args JSON``: schedule a procedure, print its job."""
+    app = load_app(args)
+    payload = parse_args_json(args.args)
+    after = parse_duration_ms(args.after) if args.after is not None else None
+    at = parse_time_ms(args.at) if args.at is not None else None
+    app.get(args.name)
+    client = await connect(connect_config(args), app)
+    scheduler = KitcnClient(client, app).scheduler
+    if after is not None:
+        job_id = await scheduler.run_after(after, args.name, payload)
+    else:
+        assert at is not None  # argparse requires one of --after / --at
+        job_id = await scheduler.run_at(at, args.name, payload)
+    job = await SystemTable(client).get(job_id)
+    if job is None:  # describe is strongly consistent: only a concurrent reset of the server
+        raise CliError(f"job {job_id} was started but cannot be read back")
+    _print_job(args, job)
+    return 0
+
+
+async def jobs_list(args: argparse.Namespace) -> int:
+    """``jobs list [--state S] [--name N] [--limit L]``: the status table."""
+    client = await connect(connect_config(args), None)
+    rows = await SystemTable(client).list(state=args.state, name=args.name, limit=args.limit)
+    if args.json:
+        print_json([job_json(j) for j in rows])
+    elif rows:
+        print(jobs_table(rows))
+    else:
+        print("no scheduled functions" + _filters(args))
+    return 0
+
+
+async def jobs_get(args: argparse.Namespace) -> int:
+    """``jobs get ID``: one job."""
+    client = await connect(connect_config(args), None)
+    _print_job(args, await _require_job(client, args.id))
+    return 0
+
+
+async def jobs_cancel(args: argparse.Namespace) -> int:
+    """``jobs cancel ID``: pending -> canceled; running -> keeps running; finished -> nothing."""
+    client = await connect(connect_config(args), None)
+    before = await _require_job(client, args.id)
+    await Jobs(client, "").cancel(args.id)
+    job = before
+    if before.state.kind == "pending":
+        # The job's workflow records the cancel when a worker runs its next task.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CANCEL_WAIT
+        while job.state.kind == "pending" and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+            job = await _require_job(client, args.id)
+    _print_job(args, job)
+    if not args.json:
+        note = {
+            "pending": "cancel requested: the job records canceled when a worker for its task queue runs",
+            "inProgress": "the job is running: it runs to the end; jobs it schedules from now on start canceled",
+        }.get(job.state.kind)
+        if before.state.kind not in ("pending", "inProgress"):
+            note = f"the job had already finished ({before.state.kind}): nothing to cancel"
+        if note:
+            print(f"note: {note}")
+    return 0
+
+
+async def _require_job(client: Client, job_id: str) -> ScheduledFunction:
+    job = await SystemTable(client).get(job_id)
+    if job is None:
+        raise CliError(f"no scheduled function has id {job_id!r}")
+    return job
+
+
+async def _require_worker(client: Client, task_queue: str) -> None:
+    """Refuse a direct call nobody would answer (it would wait for a worker forever)."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    if not described.pollers:
+        raise CliError(
+            f"no worker serves task queue {task_queue!r} at {client.service_client.config.target_host}: "
+            "start one with `kitcn-temporal worker` (or `kitcn-temporal dev`), or pass --task-queue"
+        )
+
+
+def _print_job(args: argparse.Namespace, job: ScheduledFunction) -> None:
+    if args.json:
+        print_json(job_json(job))
+    else:
+        print(job_details(job))
+
+
+def _filters(args: argparse.Namespace) -> str:
+    parts = [f"state {args.state}" if args.state else "", f"function {args.name}" if args.name else ""]
+    shown = " and ".join(p for p in parts if p)
+    return f" with {shown}" if shown else ""
+

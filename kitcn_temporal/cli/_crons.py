@@ -1,0 +1,113 @@
+"""``crons sync`` and ``crons list``, and the crons sync that ``worker`` and ``dev`` run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pydantic.alias_generators import to_camel
+from temporalio.client import Client
+
+from .._app import App
+from .._cron_sync import CronStatus, SyncReport
+from .._crons import CronJobs
+from ._connect import DEFAULT_CRONS, CliError, connect, connect_config, load_app, load_crons
+from ._output import STATE_COLORS, format_time, job_json, print_json, table
+
+
+def require_crons(crons: Any, spec: str | None) -> CronJobs | None:
+    """``crons`` if it is a ``cron_jobs()`` set (``None`` stays ``None``)."""
+    if crons is None or isinstance(crons, CronJobs):
+        return crons
+    raise CliError(f"--crons {spec or DEFAULT_CRONS!r} names {type(crons).__name__}, not a cron_jobs() set")
+
+
+async def sync_crons(crons: CronJobs, client: Client, app: App) -> str:
+    """Make Temporal's schedules match ``crons``; one line saying what changed."""
+    return "crons: " + _summary(await _sync(crons, client, app))
+
+
+async def sync(args: argparse.Namespace) -> int:
+    """``crons sync``."""
+    app, crons = _load(args)
+    client = await connect(connect_config(args), app)
+    report = await _sync(crons, client, app)
+    if args.json:
+        print_json({"created": report.created, "updated": report.updated,
+                    "deleted": report.deleted, "unchanged": report.unchanged})
+    else:
+        print(_summary(report))
+    return 0
+
+
+async def list_(args: argparse.Namespace) -> int:
+    """``crons list``: spec, state, next three runs and last run of every cron."""
+    app, crons = _load(args)
+    client = await connect(connect_config(args), app)
+    try:
+        rows = await crons.list(client, app)
+    except (ValueError, TypeError) as err:
+        raise CliError(str(err)) from None
+    if args.json:
+        print_json([_row_json(row) for row in rows])
+    elif rows:
+        print(_table(rows))
+    else:
+        print("no crons declared")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> tuple[App, CronJobs]:
+    app = load_app(args)
+    crons = require_crons(load_crons(args.crons), args.crons)
+    if crons is None:
+        raise CliError(
+            "no crons to work with: declare them in workflows/crons.py (crons = cron_jobs()) "
+            "or name them with --crons module:attr"
+        )
+    return app, crons
+
+
+async def _sync(crons: CronJobs, client: Client, app: App) -> SyncReport:
+    try:
+        return await crons.sync(client, app)
+    except (ValueError, TypeError) as err:  # a cron whose target is not part of the app
+        raise CliError(str(err)) from None
+
+
+def _summary(report: SyncReport) -> str:
+    parts = []
+    for label, names in (("created", report.created), ("updated", report.updated), ("deleted", report.deleted)):
+        if names:
+            parts.append(f"{label} {', '.join(names)}")
+    if report.unchanged:
+        parts.append(f"{len(report.unchanged)} unchanged")
+    return "; ".join(parts) or "nothing declared, nothing to delete"
+
+
+def _row_json(row: CronStatus) -> dict[str, Any]:
+    data = {to_camel(k): v for k, v in row.model_dump(mode="json", exclude={"last_run"}).items()}
+    data["lastRun"] = job_json(row.last_run) if row.last_run else None
+    return data
+
+
+def _table(rows: list[CronStatus]) -> str:
+    headers = ["NAME", "FUNCTION", "SPEC", "STATUS", "NEXT RUNS (UTC)", "LAST RUN"]
+    cells, colors = [], []
+    for row in rows:
+        spec = row.spec if row.timezone == "UTC" else f"{row.spec} ({row.timezone})"
+        next_runs = ", ".join(format_time(int(t.timestamp() * 1000)).removesuffix(" UTC") for t in row.next_runs)
+        last = row.last_run
+        last_text = f"{last.state.kind} {format_time(last.scheduled_time)}" if last else "-"
+        cells.append([row.name, row.function or "?", spec, _status(row), next_runs or "-", last_text])
+        colors.append([None, None, None, None, None, STATE_COLORS.get(last.state.kind) if last else None])
+    return table(headers, cells, colors)
+
+
+def _status(row: CronStatus) -> str:
+    if not row.declared:
+        return "stale (deleted by the next sync)"
+    if not row.synced:
+        return "not synced"
+    state = "paused" if row.paused else "active"
+    return state if row.up_to_date else f"{state}, changed (sync to apply)"

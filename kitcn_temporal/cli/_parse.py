@@ -1,0 +1,84 @@
+"""Reading what users type: durations, times and JSON arguments."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)?")
+_EPOCH_MS = re.compile(r"\d+")
+
+
+class UsageError(Exception):
+    """A mistake in what the user typed: reported as one line, exit status 2."""
+
+
+def parse_duration_ms(text: str) -> float:
+    """``5s``, ``1500ms``, ``2m``, ``1h``, ``1d`` or a plain number of milliseconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise UsageError(
+            f"--after {text!r} is not a duration: expected e.g. 5s, 1500ms, 2m, 1h, 1d "
+            "or a number of milliseconds"
+        )
+    value = float(match.group(1)) * _UNITS_MS[match.group(2) or "ms"]
+    if not math.isfinite(value):
+        raise UsageError(f"--after {text!r} is too large")
+    return value
+
+
+def parse_time_ms(text: str) -> int:
+    """An ISO 8601 time with a timezone (``2030-01-01T09:00:00Z``) or ms since the epoch."""
+    text = text.strip()
+    if _EPOCH_MS.fullmatch(text):
+        return int(text)
+    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        raise UsageError(
+            f"--at {text!r} is not a time: expected ISO 8601 with a timezone "
+            "(e.g. 2030-01-01T09:00:00Z) or milliseconds since the epoch"
+        ) from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise UsageError(
+            f"--at {text!r} has no timezone: add one (e.g. {text}Z for UTC or {text}+02:00)"
+        )
+    return round(when.timestamp() * 1000)
+
+
+def parse_args_json(text: str | None) -> dict[str, Any] | None:
+    """The procedure's arguments: a JSON object (``None`` when not given)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--args is not valid JSON: {err}") from None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"--args must be a JSON object such as '{{\"order_id\": \"o1\"}}', not {_json_kind(value)}"
+        )
+    return value
+
+
+def parse_target(text: str, option: str) -> tuple[str, str]:
+    """``module.path:attribute`` split in two."""
+    module, sep, attr = text.partition(":")
+    if not sep or not module or not attr.isidentifier():
+        raise UsageError(f"{option} {text!r} must look like module.path:attribute, e.g. workflows.crons:crons")
+    return module, attr
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "an array" if isinstance(value, list) else "a string"

@@ -1,0 +1,171 @@
+"""The long-running commands: ``worker`` and ``dev``, stopped cleanly by SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from .._app import App
+from .._devserver import DevServer, port_open, start_dev_server
+from .._plugin import KitcnPlugin
+from .._setup import setup_namespace
+from ._connect import CliError, connect, connect_config, connection_reason, load_app, load_crons
+from ._crons import require_crons, sync_crons
+
+#: Where ``dev`` keeps the server's SQLite file and log, relative to the current directory.
+DEV_DIR = Path(".kitcn")
+DEV_HOST = "127.0.0.1"
+#: How long ``dev`` waits for a freshly started server to answer.
+DEV_CONNECT_TIMEOUT = 30.0
+
+
+class Stopper:
+    """SIGINT/SIGTERM: the first stops gracefully (or aborts start-up), a second one forces."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.serving = False
+        self._task = asyncio.current_task()
+        self._signals = 0
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        if self._signals == 1 and self.serving:
+            print("stopping: waiting for running procedures (signal again to force)", file=sys.stderr, flush=True)
+            self.requested.set()
+        elif self._task is not None:
+            self._task.cancel()  # start-up is abandoned, or a second signal forces the stop
+
+
+async def worker(args: argparse.Namespace) -> int:
+    """``worker``: serve the app's task queue until SIGINT/SIGTERM."""
+    configure_logging(args.log_level)
+    app = load_app(args)
+    crons = require_crons(load_crons(args.crons), args.crons)
+    stopper = Stopper()
+    client = await connect(connect_config(args), app)
+    # An unknown namespace fails here, in one line, rather than inside the running worker.
+    await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=client.namespace))
+    if crons is not None:
+        print(await sync_crons(crons, client, app), flush=True)
+    await serve(client, app, stopper, args.graceful_timeout, "")
+    return 0
+
+
+async def dev(args: argparse.Namespace) -> int:
+    """``dev``: the embedded dev server, namespace setup, crons and a worker, in one process."""
+    configure_logging(args.log_level)
+    try:
+        DEV_DIR.mkdir(exist_ok=True)  # before the app loads: its database may live there too
+    except OSError as err:
+        raise CliError(f"cannot create {DEV_DIR}/ in the current directory: {err.strerror}") from None
+    app = load_app(args)
+    crons = require_crons(load_crons(args.crons), args.crons)
+    stopper = Stopper()
+    address = f"{DEV_HOST}:{args.port}"
+    ui_port = args.ui_port or args.port + 1000
+    server: DevServer | None = None
+    try:
+        if port_open(DEV_HOST, args.port):
+            print(f"reusing the Temporal server already listening on {address}", flush=True)
+        else:
+            server = await _start_server(args.port, ui_port)
+            print(f"started the Temporal dev server on {address} (data and log in {DEV_DIR}/)", flush=True)
+        client = await _connect_when_ready(address, app)
+        await setup_namespace(client)
+        if crons is not None:
+            print(await sync_crons(crons, client, app), flush=True)
+        ui = f"http://{DEV_HOST}:{ui_port}" if port_open(DEV_HOST, ui_port) else f"none (nothing on port {ui_port})"
+        await serve(client, app, stopper, args.graceful_timeout, f"Temporal UI: {ui}\n")
+    finally:
+        if server is not None:
+            server.stop()
+            print("stopped the Temporal dev server", file=sys.stderr, flush=True)
+    return 0
+
+
+async def serve(client: Client, app: App, stopper: Stopper, graceful_s: float, banner: str) -> None:
+    """Run a worker for ``app`` until the stopper fires, then shut it down gracefully."""
+    worker = Worker(
+        client,
+        task_queue=app.task_queue,
+        # Running procedures get this long to finish once a stop is requested.
+        graceful_shutdown_timeout=timedelta(seconds=graceful_s),
+    )
+    running = asyncio.create_task(worker.run())
+    stopper.serving = True
+    print(
+        f"{banner}worker serving {len(app.procedures)} procedures on task queue {app.task_queue!r} "
+        f"at {client.service_client.config.target_host} (namespace {client.namespace!r}); Ctrl-C stops it",
+        flush=True,
+    )
+    stop = asyncio.create_task(stopper.requested.wait())
+    try:
+        await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not running.done():
+            await worker.shutdown()
+        if app.store is not None:  # close the app database's connections once nothing runs
+            await app.store.dispose()
+    try:
+        running.result()
+    except Exception as err:  # a fatal worker error: unknown namespace, server gone for good
+        raise CliError(f"the worker stopped: {connection_reason(err)}") from None
+    if not stopper.requested.is_set():
+        raise CliError("the worker stopped unexpectedly")
+    print("worker stopped", file=sys.stderr, flush=True)
+
+
+def configure_logging(level: str) -> None:
+    """Timestamped log lines from the worker, the SDK and procedures' ``ctx.logger``."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _start_server(port: int, ui_port: int) -> DevServer:
+    loop = asyncio.get_running_loop()
+    starting = loop.run_in_executor(
+        None,
+        lambda: start_dev_server(
+            db_file=DEV_DIR / "temporal.db",
+            port=port,
+            ui=True,
+            ui_port=ui_port,
+            log_path=DEV_DIR / "temporal.log",
+        ),
+    )
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        # Interrupted while the server starts: wait for it, then stop it, so none is left behind.
+        with contextlib.suppress(Exception):
+            (await starting).stop()
+        raise
+    except RuntimeError as err:
+        raise CliError(f"{err}") from None
+
+
+async def _connect_when_ready(address: str, app: App) -> Client:
+    # A freshly started server accepts connections a moment before it serves them.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEV_CONNECT_TIMEOUT
+    while True:
+        try:
+            return await Client.connect(address, namespace="default", plugins=[KitcnPlugin(app)])
+        except RuntimeError as err:
+            if loop.time() > deadline:
+                raise CliError(f"cannot reach Temporal at {address}: {connection_reason(err)}") from None
+            await asyncio.sleep(0.2)

@@ -1,0 +1,406 @@
+"""SPEC §8: the ``kitcn-temporal`` command line, run as a separate process against real Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import pty
+import signal
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from clicrons import crons as cli_crons
+from clihelpers import TESTS, Launcher, Running, assert_one_line_error, cli, cli_args, cli_env, server_processes
+from conftest import connect
+from helpers import settle_visibility, token, wait_state
+from kitcn_temporal import App, KitcnClient
+from kitcn_temporal._devserver import DevServer, free_port, port_open
+from kitcn_temporal.cli._parse import UsageError, parse_duration_ms, parse_time_ms
+from testapp.probe import RUNS, wait_for
+
+
+@pytest.fixture(scope="module")
+def address(temporal_server: DevServer) -> str:
+    return temporal_server.address
+
+
+@pytest.fixture(scope="module")
+def app_args(app: App) -> list[str]:
+    """Options naming the suite's test app and the queue its in-process worker serves."""
+    return ["--app", "testapp", "--task-queue", app.task_queue]
+
+
+@pytest.fixture
+async def start(address: str, tmp_path: Path) -> AsyncIterator[Launcher]:
+    """Starts long-running commands; kills any still running when the test ends."""
+    launcher = Launcher(address, tmp_path)
+    yield launcher
+    await launcher.kill_all()
+
+
+# -- setup -------------------------------------------------------------------------------
+
+
+async def test_setup_is_idempotent_and_reports_seven_day_retention(address: str, client: Client) -> None:
+    await cli(address, "setup", "--json")
+    again = await cli(address, "setup", "--json")
+    assert again.code == 0, again.err
+    assert again.json() == {
+        "namespace": "default",
+        "addedSearchAttributes": [],
+        "retentionChanged": False,
+        "retentionDays": 7,
+    }
+
+
+async def test_setup_prints_a_readable_summary(address: str, client: Client) -> None:
+    result = await cli(address, "setup")
+    assert result.code == 0, result.err
+    assert "retention: 7 days" in result.out and "KitcnScheduledTime" in result.out
+
+
+# -- run and schedule --------------------------------------------------------------------
+
+
+async def test_run_prints_a_query_output_as_json(address: str, app_args: list[str], kitcn: KitcnClient) -> None:
+    result = await cli(address, "run", "shapes.add", *app_args, "--args", '{"x": 2, "y": 3}', "--json")
+    assert result.code == 0, result.err
+    assert result.json() == {"total": 5}
+
+
+async def test_run_prints_a_string_output_plainly_unless_json(
+    address: str, app_args: list[str], kitcn: KitcnClient
+) -> None:
+    plain = await cli(address, "run", "shapes.no_args", *app_args)
+    as_json = await cli(address, "run", "shapes.no_args", *app_args, "--json")
+    assert (plain.out, as_json.json()) == ("nothing needed\n", "nothing needed")
+
+
+async def test_run_calls_a_mutation_on_the_worker(address: str, app_args: list[str], kitcn: KitcnClient) -> None:
+    tok = token()
+    result = await cli(address, "run", "targets.touch", *app_args, "--args", json.dumps({"token": tok}), "--json")
+    assert result.code == 0, result.err
+    assert result.json() == 1
+    assert [entry[0] for entry in RUNS[tok]] == ["touch"]
+
+
+async def test_schedule_after_leaves_a_pending_job_that_jobs_cancel_cancels(
+    address: str, app_args: list[str], kitcn: KitcnClient
+) -> None:
+    tok = token()
+    scheduled = await cli(
+        address, "schedule", "targets.touch", *app_args, "--after", "10m", "--args", json.dumps({"token": tok}),
+        "--json",
+    )  # fmt: skip
+    assert scheduled.code == 0, scheduled.err
+    job = scheduled.json()
+    assert isinstance(job, dict) and job["state"]["kind"] == "pending" and job["name"] == "targets.touch"
+    got = await cli(address, "jobs", "get", job["id"], "--json")
+    assert got.json()["state"] == {"kind": "pending", "error": None}
+    canceled = await cli(address, "jobs", "cancel", job["id"], "--json")
+    assert canceled.code == 0, canceled.err
+    assert canceled.json()["state"]["kind"] == "canceled"
+    assert RUNS[tok] == []
+
+
+async def test_schedule_after_five_seconds_is_due_five_seconds_later(
+    address: str, app_args: list[str], kitcn: KitcnClient
+) -> None:
+    result = await cli(
+        address, "schedule", "targets.touch", *app_args, "--after", "5s", "--args", json.dumps({"token": token()}),
+        "--json",
+    )  # fmt: skip
+    job = result.json()
+    assert isinstance(job, dict)
+    # Due 5 s after the command read the clock, which is a little before the job was created.
+    assert 2_000 <= job["scheduledTime"] - job["creationTime"] <= 5_000
+
+
+async def test_schedule_at_a_past_time_runs_at_once(address: str, app_args: list[str], kitcn: KitcnClient) -> None:
+    tok = token()
+    result = await cli(
+        address, "schedule", "targets.touch", *app_args, "--at", "2020-01-01T00:00:00Z",
+        "--args", json.dumps({"token": tok}), "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    job_id = result.json()["id"]
+    assert (await wait_state(kitcn, job_id)).state.kind == "success"
+    assert len(RUNS[tok]) == 1
+
+
+async def test_schedule_prints_the_job_with_times_in_utc(address: str, app_args: list[str], kitcn: KitcnClient) -> None:
+    result = await cli(
+        address, "schedule", "targets.touch", *app_args, "--at", "2031-05-04T09:30:00+02:00",
+        "--args", json.dumps({"token": token()}),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "2031-05-04 07:30:00 UTC" in result.out
+    assert "pending" in result.out and "targets.touch" in result.out
+
+
+# -- jobs --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def failed_job(kitcn: KitcnClient) -> str:
+    """A job of targets.developer_error, failed and visible in Temporal's list."""
+    tok = token()
+    job_id = await kitcn.scheduler.run_after(0, "targets.developer_error", {"token": tok})
+    await wait_state(kitcn, job_id)
+    await settle_visibility(kitcn, tok)
+    return job_id
+
+
+async def test_jobs_list_filters_by_state_and_name(address: str, failed_job: str) -> None:
+    result = await cli(
+        address, "jobs", "list", "--state", "failed", "--name", "targets.developer_error", "--limit", "1000", "--json"
+    )
+    assert result.code == 0, result.err
+    rows = result.json()
+    assert isinstance(rows, list)
+    assert failed_job in [row["id"] for row in rows]
+    assert {(row["name"], row["state"]["kind"]) for row in rows} == {("targets.developer_error", "failed")}
+    assert "bad things" in next(row for row in rows if row["id"] == failed_job)["state"]["error"]
+
+
+async def test_jobs_list_prints_a_table_with_utc_times(address: str, failed_job: str) -> None:
+    result = await cli(address, "jobs", "list", "--name", "targets.developer_error", "--limit", "1000")
+    assert result.code == 0, result.err
+    header, *rows = result.out.splitlines()
+    assert header.split()[:3] == ["ID", "FUNCTION", "STATE"] and "SCHEDULED (UTC)" in header
+    row = next(r for r in rows if r.startswith(failed_job))
+    assert "failed" in row and "bad things" in row
+    assert "\x1b[" not in result.out  # no colour when stdout is not a terminal
+
+
+async def test_job_states_are_coloured_on_a_terminal(address: str, failed_job: str) -> None:
+    primary, secondary = pty.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *cli_args("jobs", "get", failed_job),
+            cwd=TESTS, env=cli_env(address), stdout=secondary, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        os.close(secondary)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal closes once the command has exited
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(primary)
+    assert "\x1b[31mfailed\x1b[0m" in output.decode()
+
+
+async def test_jobs_get_prints_the_job_field_by_field(address: str, failed_job: str) -> None:
+    result = await cli(address, "jobs", "get", failed_job)
+    assert result.code == 0, result.err
+    fields = dict(line.split(None, 1) for line in result.out.splitlines())
+    assert fields["id"] == failed_job and fields["function"] == "targets.developer_error"
+    assert fields["state"] == "failed" and "bad things" in fields["error"]
+    assert fields["scheduled"].split(" (")[0].endswith(" UTC") and fields["completed"].endswith(" UTC")
+
+
+# -- mistakes: one line on stderr, a non-zero exit, no traceback ----------------------------
+
+
+MISTAKES: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "unknown function": (["run", "orders.nowhere", "--app", "testapp"], ("unknown procedure 'orders.nowhere'",)),
+    "bad json": (["run", "shapes.add", "--app", "testapp", "--args", "{x: 1"], ("--args is not valid JSON",)),
+    "args not an object": (["run", "shapes.add", "--app", "testapp", "--args", "[1, 2]"], ("JSON object",)),
+    "invalid args": (
+        ["schedule", "targets.touch", "--app", "testapp", "--after", "1s", "--args", '{"token": 5}'],
+        ("invalid arguments for targets.touch", "token"),
+    ),
+    "bad duration": (
+        ["schedule", "targets.touch", "--app", "testapp", "--after", "5 parsecs", "--args", '{"token": "t"}'],
+        ("--after '5 parsecs' is not a duration",),
+    ),
+    "naive --at": (
+        ["schedule", "targets.touch", "--app", "testapp", "--at", "2030-01-01T09:00:00", "--args", '{"token": "t"}'],
+        ("has no timezone",),
+    ),
+    "both --after and --at": (
+        ["schedule", "targets.touch", "--app", "testapp", "--after", "1s", "--at", "0"],
+        ("not allowed with",),
+    ),
+    "scheduling a query": (
+        ["schedule", "shapes.add", "--app", "testapp", "--after", "1s", "--args", '{"x": 1, "y": 2}'],
+        ("shapes.add is a query",),
+    ),
+    "unknown job id": (["jobs", "get", "no-such-job"], ("no scheduled function has id 'no-such-job'",)),
+    "cancel of an unknown job id": (["jobs", "cancel", "no-such-job"], ("no scheduled function has id",)),
+    "malformed job id": (["jobs", "get", "tab\there"], ("malformed job id",)),
+    "unknown state": (["jobs", "list", "--state", "done"], ("invalid choice: 'done'",)),
+    "bad function name": (["jobs", "list", "--name", "not a name"], ("invalid procedure name",)),
+    "unknown app": (["run", "shapes.add", "--app", "no_such_app"], ("cannot import the app package 'no_such_app'",)),
+    "missing command": (["jobs"], ("required",)),
+    "no worker for the queue": (
+        ["run", "shapes.add", "--app", "testapp", "--task-queue", "nobody-serves-this", "--args", '{"x": 1, "y": 1}'],
+        ("no worker serves task queue 'nobody-serves-this'",),
+    ),
+    "crons that are not a cron_jobs() set": (
+        ["crons", "list", "--app", "testapp", "--crons", "clicrons:not_crons"],
+        ("not a cron_jobs() set",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MISTAKES))
+async def test_mistakes_print_one_line_and_exit_non_zero(address: str, client: Client, case: str) -> None:
+    args, fragments = MISTAKES[case]
+    assert_one_line_error(await cli(address, *args), *fragments)
+
+
+async def test_an_unreachable_server_is_one_line(address: str) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    result = await cli(address, "jobs", "list", "--address", nowhere)
+    assert_one_line_error(result, f"cannot reach Temporal at {nowhere}")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("5s", 5000), ("1500ms", 1500), ("2m", 120_000), ("1h", 3_600_000), ("1d", 86_400_000), ("250", 250)],
+)
+def test_durations_take_units_or_milliseconds(text: str, ms: float) -> None:
+    assert parse_duration_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["", "-5s", "5 s", "5w", "1e3", "soon"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(UsageError, match="not a duration"):
+        parse_duration_ms(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("2030-01-01T00:00:00Z", 1_893_456_000_000), ("2030-01-01T01:00:00+01:00", 1_893_456_000_000), ("42", 42)],
+)
+def test_times_are_aware_iso_or_epoch_milliseconds(text: str, ms: int) -> None:
+    assert parse_time_ms(text) == ms
+
+
+# -- crons -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def synced_cli_crons(client: Client) -> AsyncIterator[None]:
+    """Deletes the schedules of ``clicrons`` when the test ends."""
+    yield
+    for job in cli_crons:
+        with contextlib.suppress(RPCError):  # not created by this test
+            await client.get_schedule_handle(job.schedule_id).delete()
+
+
+async def test_crons_sync_creates_then_changes_nothing(
+    address: str, app_args: list[str], synced_cli_crons: None
+) -> None:
+    first = await cli(address, "crons", "sync", *app_args, "--crons", "clicrons:crons", "--json")
+    assert first.code == 0, first.err
+    assert sorted(first.json()["created"]) == sorted(job.name for job in cli_crons)
+    again = await cli(address, "crons", "sync", *app_args, "--crons", "clicrons:crons", "--json")
+    assert again.json() == {"created": [], "updated": [], "deleted": [], "unchanged": [j.name for j in cli_crons]}
+
+
+async def test_crons_list_shows_spec_next_runs_and_last_run(
+    address: str, app_args: list[str], client: Client, kitcn: KitcnClient, synced_cli_crons: None
+) -> None:
+    await cli(address, "crons", "sync", *app_args, "--crons", "clicrons:crons")
+    await client.get_schedule_handle("kitcn-cron:cli hourly tick").trigger()
+
+    async def ran() -> bool:
+        rows = await cli_crons.list(kitcn)
+        return any(r.last_run is not None and r.last_run.state.kind == "success" for r in rows)
+
+    await wait_for(ran, timeout=30)
+    result = await cli(address, "crons", "list", *app_args, "--crons", "clicrons:crons", "--json")
+    assert result.code == 0, result.err
+    rows = {row["name"]: row for row in result.json()}
+    hourly, mornings = rows["cli hourly tick"], rows["cli weekday mornings"]
+    assert hourly["spec"] == "every 1h" and len(hourly["nextRuns"]) == 3
+    assert hourly["lastRun"]["state"]["kind"] == "success"
+    assert mornings["timezone"] == "Europe/Paris" and mornings["lastRun"] is None and not mornings["paused"]
+    table = await cli(address, "crons", "list", *app_args, "--crons", "clicrons:crons")
+    assert "0 9 * * mon-fri (Europe/Paris)" in table.out and "success" in table.out
+
+
+# -- worker and dev ----------------------------------------------------------------------
+
+
+async def test_worker_serves_jobs_and_stops_cleanly_on_sigterm(
+    start: Launcher, client: Client, app: App, kitcn: KitcnClient
+) -> None:
+    queue = f"cli-worker-{uuid.uuid4().hex[:8]}"
+    worker: Running = await start("worker", "--app", "testapp", "--task-queue", queue, "--crons", "")
+    await worker.wait_output("worker serving")
+    other_queue = KitcnClient(client, app, task_queue=queue)
+    job_id = await other_queue.scheduler.run_after(0, "targets.touch", {"token": token()})
+    assert (await wait_state(kitcn, job_id)).state.kind == "success"
+    assert await worker.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in worker.err.read_text()
+
+
+async def test_worker_lets_a_running_action_finish_when_stopped(
+    start: Launcher, client: Client, tmp_path: Path
+) -> None:
+    app = App.discover("cliapp", task_queue=f"cli-graceful-{uuid.uuid4().hex[:8]}")
+    worker = await start("worker", "--app", "cliapp", "--task-queue", app.task_queue, "--crons", "")
+    await worker.wait_output("worker serving")
+    files = {name: tmp_path / name for name in ("started", "release", "finished")}
+    await KitcnClient(client, app).scheduler.run_after(
+        0, "files.wait_for_release", {name: str(path) for name, path in files.items()}
+    )
+    await wait_for(files["started"].exists)
+    worker.process.send_signal(signal.SIGTERM)
+    await wait_for(lambda: "stopping" in worker.err.read_text())
+    files["release"].touch()
+    assert await asyncio.wait_for(worker.process.wait(), 60) == 0
+    assert files["finished"].exists()
+
+
+async def test_dev_runs_a_server_in_dot_kitcn_serves_jobs_and_stops_it_on_sigint(
+    start: Launcher, tmp_path: Path, app: App
+) -> None:
+    port = free_port()
+    project = tmp_path / "project"
+    project.mkdir()
+    dev: Running = await start("dev", "--app", "testapp", "--port", str(port), cwd=project)
+    shown = await dev.wait_output("worker serving", timeout=90)
+    assert f"Temporal UI: http://127.0.0.1:{port + 1000}" in shown
+    assert (project / ".kitcn" / "temporal.db").exists()
+    dev_client = await connect(f"127.0.0.1:{port}", app)
+    kitcn = KitcnClient(dev_client, app, task_queue="kitcn")
+    job_id = await kitcn.scheduler.run_after(0, "targets.touch", {"token": token()})
+    assert (await wait_state(kitcn, job_id)).state.kind == "success"
+    assert server_processes(port)
+    assert await dev.stop(signal.SIGINT) == 0
+    assert server_processes(port) == [] and not port_open("127.0.0.1", port)  # the server went with it
+    assert "Traceback" not in dev.err.read_text()
+
+
+async def test_dev_reuses_a_server_already_listening(
+    start: Launcher, temporal_server: DevServer, app: App, kitcn: KitcnClient, client: Client, tmp_path: Path
+) -> None:
+    queue = f"cli-dev-{uuid.uuid4().hex[:8]}"
+    args: Sequence[str] = ["dev", "--app", "testapp", "--port", str(temporal_server.port), "--task-queue", queue]
+    dev: Running = await start(*args, cwd=tmp_path)
+    shown = await dev.wait_output("worker serving")
+    assert f"reusing the Temporal server already listening on {temporal_server.address}" in shown
+    other_queue = KitcnClient(client, app, task_queue=queue)
+    job_id = await other_queue.scheduler.run_after(0, "targets.touch", {"token": token()})
+    assert (await wait_state(kitcn, job_id)).state.kind == "success"
+    assert await dev.stop(signal.SIGINT) == 0
+    assert temporal_server.process.poll() is None and port_open(temporal_server.host, temporal_server.port)
+    assert not (tmp_path / ".kitcn" / "temporal.db").exists()

@@ -1,0 +1,210 @@
+"""Exactly-once mutations through ``ctx.db``: a real dev server, real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.worker import Worker
+
+from conftest import HEARTBEAT, ROOT, connect
+from helpers import status_of, token, wait_state
+from kitcn_temporal import App, CRPCError, KitcnClient, create_caller
+from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.sql import Store
+from kitcn_temporal.sql._schema import executions
+from testapp.probe import RUNS
+from testapp_sql import notes
+from testapp_sql.databases import BACKENDS, POSTGRES_ADMIN, database_url, postgres_reachable
+from testapp_sql.models import Base, Counter, Mark, Note
+
+
+@dataclass
+class Backend:
+    """One database with the SQL test app, its Temporal client and an in-process worker."""
+
+    name: str
+    url: str
+    app: App
+    client: Client
+    kitcn: KitcnClient
+
+    @property
+    def store(self) -> Store:
+        assert self.app.store is not None
+        return self.app.store
+
+    async def rows(self, model: Any, tok: str) -> list[Any]:
+        async with self.store.engine.connect() as conn:
+            return list((await conn.execute(select(model).where(model.token == tok))).all())
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def backend(
+    request: pytest.FixtureRequest, temporal_server: DevServer, client: Client, tmp_path_factory: Any
+) -> AsyncIterator[Backend]:
+    # ``client`` has set the namespace up (search attributes) for every job started here.
+    if request.param == "postgresql" and not await postgres_reachable():
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN}")
+    async with database_url(request.param, tmp_path_factory.mktemp("sqlapp")) as url:
+        app = App.discover(
+            "testapp_sql",
+            task_queue=f"kitcn-sql-{uuid.uuid4().hex[:8]}",
+            database=url,
+            action_heartbeat_timeout=HEARTBEAT,
+        )
+        assert app.store is not None
+        await app.store.create_all(Base.metadata)
+        sql_client = await connect(temporal_server.address, app)
+        async with Worker(sql_client, task_queue=app.task_queue):
+            yield Backend(request.param, url, app, sql_client, KitcnClient(sql_client, app))
+        await app.store.dispose()
+
+
+async def test_a_mutations_writes_schedules_and_record_commit_together(backend: Backend) -> None:
+    tok = token()
+    job_id = await create_caller(backend.kitcn, notes).schedule.now.add_note(token=tok)
+    assert (await wait_state(backend.kitcn, job_id)).state.kind == "success"
+    output = await backend.client.get_workflow_handle(job_id).result()
+    assert (await wait_state(backend.kitcn, output["mark_job"])).state.kind == "success"
+    async with backend.store.engine.connect() as conn:
+        record = (await conn.execute(select(executions).where(executions.c.exec_id == job_id))).one()
+    assert record.name == "notes.add_note"
+    assert json.loads(record.output) == output
+    assert [i["id"] for i in json.loads(record.intents)] == [output["mark_job"]]
+    assert len(await backend.rows(Note, tok)) == 1
+    assert [m.job_id for m in await backend.rows(Mark, tok)] == [output["mark_job"]]
+
+
+CRASHING_WORKER = """
+import asyncio, os, signal, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from temporalio.client import Client
+from temporalio.worker import Worker
+from kitcn_temporal import App, KitcnPlugin
+from kitcn_temporal.sql import AFTER_COMMIT_TEST_HOOKS
+
+def die_after_commit(exec_id, output):
+    # Committed, not yet reported to Temporal: the worker vanishes, as on a power cut.
+    if isinstance(output, dict) and output.get("token") == {token!r}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+async def main():
+    app = App.discover("testapp_sql", task_queue={queue!r}, database={url!r})
+    AFTER_COMMIT_TEST_HOOKS.append(die_after_commit)
+    client = await Client.connect({address!r}, plugins=[KitcnPlugin(app)])
+    async with Worker(client, task_queue=app.task_queue):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+async def test_a_worker_killed_between_commit_and_report_runs_the_mutation_once(
+    backend: Backend, temporal_server: DevServer, tmp_path: Any
+) -> None:
+    queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
+    script = tmp_path / "worker.py"
+    script.write_text(
+        CRASHING_WORKER.format(
+            root=str(ROOT), tests=str(ROOT / "tests"), queue=queue, url=backend.url, token=tok,
+            address=temporal_server.address,
+        )
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
+        job_id = await create_caller(doomed, notes).schedule.now.add_note(token=tok)
+        assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
+        assert len(await backend.rows(Note, tok)) == 1  # committed before the worker died
+        assert await status_of(backend.client, job_id) == WorkflowExecutionStatus.RUNNING
+        # A restarted worker on the same queue takes the job over.
+        async with Worker(backend.client, task_queue=queue):
+            job = await wait_state(doomed, job_id, timeout=60)
+            output = await backend.client.get_workflow_handle(job_id).result()
+            mark = await wait_state(doomed, output["mark_job"])
+    finally:
+        proc.kill()
+        proc.wait()
+    assert job.state.kind == "success"
+    assert mark.state.kind == "success"
+    assert len(await backend.rows(Note, tok)) == 1
+    assert [m.job_id for m in await backend.rows(Mark, tok)] == [output["mark_job"]]
+
+
+async def test_a_mutation_that_raises_commits_nothing_and_schedules_nothing(backend: Backend) -> None:
+    tok = token()
+    with pytest.raises(CRPCError) as caught:
+        await create_caller(backend.kitcn, notes).add_note_then_fail(token=tok)
+    assert caught.value.code == "CONFLICT"
+    # The in-process add_note shared the failed transaction: its note and its job are gone.
+    assert await backend.rows(Note, tok) == []
+    assert await backend.kitcn.system.get(caught.value.data["mark_job"]) is None
+
+
+async def test_a_mutation_called_from_an_action_commits_on_its_own(backend: Backend) -> None:
+    tok = token()
+    with pytest.raises(CRPCError) as caught:
+        await create_caller(backend.kitcn, notes).actions.add_note_then_fail_action(token=tok)
+    assert caught.value.code == "CONFLICT"
+    assert (await wait_state(backend.kitcn, caught.value.data["mark_job"])).state.kind == "success"
+    assert len(await backend.rows(Note, tok)) == 1
+
+
+async def test_a_query_reads_through_a_read_only_session(backend: Backend) -> None:
+    tok = token()
+    caller = create_caller(backend.kitcn, notes)
+    await caller.add_note(token=tok)
+    assert await caller.count_notes(token=tok) == 1
+    with pytest.raises(CRPCError, match=r"read-only|readonly"):
+        await caller.write_in_query(token=tok)
+    assert await caller.count_notes(token=tok) == 1
+
+
+async def test_an_action_has_no_db(backend: Backend) -> None:
+    with pytest.raises(CRPCError, match=r"an action has no ctx\.db"):
+        await create_caller(backend.kitcn, notes).actions.touch_db_in_action(token=token())
+
+
+async def overlapping_increments(backend: Backend, increment: Any) -> tuple[list[int], list[int], int]:
+    """Two increments of one new counter whose first attempts both read before either writes:
+    their outputs, the values their attempts read, and the counter's final value."""
+    tok, counter = token(), token()
+    await create_caller(backend.kitcn, notes).create_counter(counter_id=counter, token=tok)
+    results = await asyncio.gather(*(increment(counter_id=counter, token=tok) for _ in range(2)))
+    async with backend.store.engine.connect() as conn:
+        final = await conn.scalar(select(Counter.value).where(Counter.id == counter))
+    return sorted(results), sorted(RUNS[tok]), final
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_concurrent_mutations_on_one_row_conflict_retry_and_both_count(backend: Backend) -> None:
+    caller = create_caller(backend.kitcn, notes)
+    results, reads, final = await overlapping_increments(backend, caller.increment)
+    assert results == [1, 2]
+    # Both first attempts read 0; SERIALIZABLE refused one, whose retry read 1.
+    assert reads == [0, 0, 1]
+    assert final == 2
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_conflicting_mutation_called_from_an_action_is_retried_in_the_action(backend: Backend) -> None:
+    caller = create_caller(backend.kitcn, notes)
+    results, reads, final = await overlapping_increments(backend, caller.actions.increment_from_action)
+    # Actions run once: the refused mutation was retried inside its action.
+    assert results == [1, 2]
+    assert reads == [0, 0, 1]
+    assert final == 2

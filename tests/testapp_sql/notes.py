@@ -1,0 +1,97 @@
+"""Procedures that write through ``ctx.db`` and schedule from inside their transaction."""
+
+from __future__ import annotations
+
+import sys
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from kitcn_temporal import CRPCError, create_caller, private_action, private_mutation, private_query
+from testapp.probe import RUNS, wait_for
+
+from .models import Counter, Mark, Note
+
+
+class TokenIn(BaseModel):
+    token: str
+
+
+class CounterIn(BaseModel):
+    counter_id: str
+    token: str
+
+
+class NoteOut(BaseModel):
+    token: str
+    note_id: int
+    mark_job: str
+
+
+@private_mutation.input(TokenIn).mutation
+async def add_note(ctx, input: TokenIn) -> NoteOut:
+    """Writes a note and schedules ``mark`` in the same transaction."""
+    note = Note(token=input.token)
+    ctx.db.add(note)
+    await ctx.db.flush()
+    mark_job = await create_caller(ctx, sys.modules[__name__]).schedule.now.mark(token=input.token)
+    return NoteOut(token=input.token, note_id=note.id, mark_job=mark_job)
+
+
+@private_mutation.input(TokenIn).mutation
+async def mark(ctx, input: TokenIn) -> None:
+    ctx.db.add(Mark(token=input.token, job_id=ctx.job.id))
+
+
+@private_mutation.input(TokenIn).mutation
+async def add_note_then_fail(ctx, input: TokenIn) -> None:
+    """Runs ``add_note`` in-process (same transaction), then fails: nothing may stand."""
+    out = await create_caller(ctx, sys.modules[__name__]).add_note(token=input.token)
+    raise CRPCError("CONFLICT", "refused after writing", {"mark_job": out.mark_job})
+
+
+@private_action.input(TokenIn).action
+async def add_note_then_fail_action(ctx, input: TokenIn) -> None:
+    """An action's mutation is a unit of its own: it commits even though the action fails."""
+    out = await create_caller(ctx, sys.modules[__name__]).add_note(token=input.token)
+    raise CRPCError("CONFLICT", "refused after the mutation", {"mark_job": out.mark_job})
+
+
+@private_action.input(TokenIn).action
+async def touch_db_in_action(ctx, input: TokenIn) -> None:
+    ctx.db  # noqa: B018 - the access itself is what is refused
+
+
+@private_query.input(TokenIn).query
+async def count_notes(ctx, input: TokenIn) -> int:
+    return int(await ctx.db.scalar(select(func.count()).select_from(Note).where(Note.token == input.token)) or 0)
+
+
+@private_query.input(TokenIn).query
+async def write_in_query(ctx, input: TokenIn) -> None:
+    ctx.db.add(Note(token=input.token))
+    await ctx.db.flush()
+
+
+@private_mutation.input(CounterIn).mutation
+async def create_counter(ctx, input: CounterIn) -> None:
+    ctx.db.add(Counter(id=input.counter_id, value=0))
+
+
+@private_mutation.input(CounterIn).mutation
+async def increment(ctx, input: CounterIn) -> int:
+    """Read-modify-write; the first two attempts wait for each other after reading, so
+    they truly overlap (under PostgreSQL SERIALIZABLE one of them must retry)."""
+    counter = await ctx.db.get(Counter, input.counter_id)
+    assert counter is not None
+    reads = RUNS[input.token]
+    reads.append(counter.value)
+    if len(reads) <= 2:
+        await wait_for(lambda: len(reads) >= 2, timeout=20)
+    counter.value += 1
+    return counter.value
+
+
+@private_action.input(CounterIn).action
+async def increment_from_action(ctx, input: CounterIn) -> int:
+    return await create_caller(ctx, sys.modules[__name__]).increment(input)
