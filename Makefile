@@ -1,10 +1,12 @@
+# `make demo`: virtualenv, install, run every scenario of the scheduling guide, exit.
+# `make dev`: the same server, worker and crons, kept running (Ctrl-C stops them).
 # `make test`: virtualenv, install with the dev extra, lint, type-check, run the suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest clean
+.PHONY: install demo dev test lint typecheck pytest clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +16,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+demo: $(STAMP)
+	$(BIN)/python demo.py
+
+dev: $(STAMP)
+	$(BIN)/kitcn-temporal dev
+
 lint: $(STAMP)
-	$(BIN)/ruff check kitcn_temporal tests
+	$(BIN)/ruff check kitcn_temporal tests bench activities workflows demo.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict kitcn_temporal
+	$(BIN)/mypy activities workflows demo.py
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

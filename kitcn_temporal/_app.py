@@ -79,9 +79,12 @@ class App:
         """Import ``package`` and every module under it, and collect their procedures.
 
         ``App.discover("activities")`` names ``activities/orders.py: charge``
-        ``"orders.charge"``. Takes the same keyword options as :class:`App`.
+        ``"orders.charge"``. Takes the same keyword options as :class:`App`. Without a
+        ``database`` option, the package's own ``DATABASE`` URL (if it sets one) is used.
         """
         root = importlib.import_module(package)
+        if "database" not in options and isinstance(getattr(root, "DATABASE", None), str):
+            options["database"] = root.DATABASE
         modules = [root]
         for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=f"{package}."):
             modules.append(importlib.import_module(info.name))

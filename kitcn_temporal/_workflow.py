@@ -140,9 +140,16 @@ def _start(name: str, options: ExecOptions, inp: ExecInput) -> workflow.Activity
     )
 
 
+#: The failure type the SDK reports for an activity its stopping worker cut off.
+_WORKER_SHUTDOWN = "WorkerShutdown"
+
+
 def _failure(name: str, options: ExecOptions, err: FailureError) -> ApplicationError:
     """The job's failure: the procedure's own error, or why the procedure could not finish."""
     cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and cause.type == _WORKER_SHUTDOWN and options.kind == "action":
+        message = f"{TRANSIENT_ACTION_ERROR} {name}: its worker shut down before it finished"
+        return ApplicationError(message, type="KitcnJobError", non_retryable=True)
     if isinstance(cause, ApplicationError):
         return ApplicationError(
             cause.message,

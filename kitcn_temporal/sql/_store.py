@@ -66,7 +66,7 @@ class Store:
         self.dialect = self.url.get_backend_name()
         try:
             if self.dialect == "sqlite":
-                writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pragmas=("PRAGMA journal_mode=WAL",))
+                writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", wal=True)
                 reader = _sqlite_engine(self.url, begin="BEGIN", pragmas=("PRAGMA query_only=ON",))
                 #: The engine (and connection pool) behind mutation sessions.
                 self.engine: AsyncEngine = writer
@@ -252,7 +252,7 @@ def _async_url(database: str) -> URL:
     return url.set(drivername=f"{backend}+{wanted}")
 
 
-def _sqlite_engine(url: URL, *, begin: str, pragmas: tuple[str, ...]) -> AsyncEngine:
+def _sqlite_engine(url: URL, *, begin: str, wal: bool = False, pragmas: tuple[str, ...] = ()) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -260,15 +260,42 @@ def _sqlite_engine(url: URL, *, begin: str, pragmas: tuple[str, ...]) -> AsyncEn
         # The driver's own BEGIN is deferred and skipped for SELECTs: we emit ours (below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("PRAGMA foreign_keys=ON", *pragmas):
-            cursor.execute(pragma)
-        cursor.close()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            if wal:
+                _switch_to_wal(cursor)
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the database file in WAL mode (it stays so), tolerating connections opened at once.
+
+    Changing the journal mode needs the file to itself and does not wait on SQLite's busy
+    timeout: when several connections first open a new file together, all but one see
+    "database is locked" while the first switches it, then find it switched.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        mode = cursor.fetchone()[0]
+        if str(mode).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as err:  # sqlite3.OperationalError: another connection is switching it
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _make_sqlite_dir(url: URL) -> None:

@@ -1,0 +1,78 @@
+"""A worker process for the fault app, to be killed (SIGKILL) or stopped (SIGTERM) by the tests.
+
+``python faultworker.py --address HOST:PORT --queue Q --database URL [--kill-after-commits N]``
+prints ``ready <pid>`` once it polls. With ``--kill-after-commits N`` it SIGKILLs itself right
+after the first mutation commit, from the N-th on, of a mutation that scheduled a job (its
+output is the new job's id): committed, not yet reported, the job not yet started. It prints
+``dying after <job id>`` first.
+SIGTERM stops it gracefully (running procedures get ``--graceful`` seconds to finish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent.parent), str(HERE)]
+
+
+async def main(args: argparse.Namespace) -> int:
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from kitcn_temporal import App, KitcnPlugin
+    from kitcn_temporal.sql import AFTER_COMMIT_TEST_HOOKS
+
+    app = App.discover(
+        "faultapp",
+        task_queue=args.queue,
+        database=args.database,
+        action_heartbeat_timeout=timedelta(seconds=args.heartbeat),
+    )
+    if args.kill_after_commits:
+        commits = 0
+
+        def die_after_commit(exec_id: str, output: object) -> None:
+            nonlocal commits
+            commits += 1
+            if commits >= args.kill_after_commits and isinstance(output, str):
+                print(f"dying after {exec_id}", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        AFTER_COMMIT_TEST_HOOKS.append(die_after_commit)
+    client = await Client.connect(args.address, plugins=[KitcnPlugin(app)])
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    worker = Worker(
+        client,
+        task_queue=app.task_queue,
+        graceful_shutdown_timeout=timedelta(seconds=args.graceful),
+    )
+    async with worker:
+        print(f"ready {os.getpid()}", flush=True)
+        await stop.wait()
+        print("stopping", flush=True)
+    assert app.store is not None
+    await app.store.dispose()
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--queue", required=True)
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--heartbeat", type=float, default=2.0)
+    parser.add_argument("--graceful", type=float, default=0.0)
+    parser.add_argument("--kill-after-commits", type=int, default=0)
+    code = asyncio.run(main(parser.parse_args()))
+    # The SDK can abort the interpreter at exit (sdk-python#300): leave at once.
+    sys.stdout.flush()
+    os._exit(code)

@@ -1,0 +1,1 @@
+"""The reference app's Temporal side: its crons (Temporal schedules, ``workflows.crons``)."""
