@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import uuid
@@ -27,8 +26,8 @@ from kitcn_temporal import App, KitcnClient, KitcnPlugin, setup_namespace
 from kitcn_temporal._devserver import start_dev_server
 
 SIZES = {
-    "full": {"e2e": 1000, "schedule": 1000, "repeats": 3, "late": (50, 500), "get": 200, "pending": 5000, "crons": 200},
-    "quick": {"e2e": 30, "schedule": 30, "repeats": 1, "late": (5, 20), "get": 10, "pending": 50, "crons": 5},
+    "full": {"e2e": 1000, "schedule": 1000, "repeats": 4, "late": (50, 500), "get": 200, "pending": 5000, "crons": 200},
+    "quick": {"e2e": 30, "schedule": 30, "repeats": 2, "late": (5, 20), "get": 10, "pending": 50, "crons": 5},
 }
 
 
@@ -50,27 +49,22 @@ async def run(quick: bool) -> dict[str, Any]:
         ):
             await measure.e2e_kitcn(kitcn, 10)  # warm both paths up
             await measure.e2e_raw(client, raw_queue, 10)
-            kitcn_rates, raw_rates, ratios = [], [], []
-            for _ in range(size["repeats"]):  # alternate, so drift hits both sides alike
-                k = await measure.e2e_kitcn(kitcn, size["e2e"])
-                r = await measure.e2e_raw(client, raw_queue, size["e2e"])
-                kitcn_rates.append(k)
-                raw_rates.append(r)
-                ratios.append(k / r)
-            results["jobs_per_s_kitcn"] = statistics.median(kitcn_rates)
-            results["jobs_per_s_raw"] = statistics.median(raw_rates)
-            results["ratio_e2e"] = statistics.median(ratios)
-
-            sched_ratios, sched_k, sched_r = [], [], []
-            for _ in range(size["repeats"]):
-                k = await measure.schedule_rate_kitcn(kitcn, size["schedule"])
-                r = await measure.schedule_rate_raw(client, raw_queue, size["schedule"])
-                sched_k.append(k)
-                sched_r.append(r)
-                sched_ratios.append(k / r)
-            results["schedules_per_s_kitcn"] = statistics.median(sched_k)
-            results["schedules_per_s_raw"] = statistics.median(sched_r)
-            results["ratio_schedule"] = statistics.median(sched_ratios)
+            e2e = await measure.side_by_side(
+                size["repeats"],
+                lambda: measure.e2e_kitcn(kitcn, size["e2e"]),
+                lambda: measure.e2e_raw(client, raw_queue, size["e2e"]),
+            )
+            results["jobs_per_s_kitcn"] = e2e["kitcn"]
+            results["jobs_per_s_raw"] = e2e["raw"]
+            results["ratio_e2e"] = e2e["ratio"]
+            sched = await measure.side_by_side(
+                size["repeats"],
+                lambda: measure.schedule_rate_kitcn(kitcn, size["schedule"]),
+                lambda: measure.schedule_rate_raw(client, raw_queue, size["schedule"]),
+            )
+            results["schedules_per_s_kitcn"] = sched["kitcn"]
+            results["schedules_per_s_raw"] = sched["raw"]
+            results["ratio_schedule"] = sched["ratio"]
 
             ek, er = await measure.sample_events(kitcn, raw_queue)
             results["events_per_job_kitcn"] = ek

@@ -22,6 +22,8 @@ from kitcn_temporal import KitcnClient
 
 ROOT = Path(__file__).resolve().parent.parent
 _CONCURRENCY = 100
+#: Pause before each timed run, for the server to finish the previous run's background work.
+_SETTLE_S = 2.0
 
 
 async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
@@ -79,6 +81,32 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int) -> float:
     rate = n / (time.perf_counter() - started)
     await _bounded(n, lambda i: handles[i].terminate())
     return rate
+
+
+async def side_by_side(
+    repeats: int, kitcn: Callable[[], Awaitable[float]], raw: Callable[[], Awaitable[float]]
+) -> dict[str, float]:
+    """Medians of ``repeats`` paired runs, each pair's ratio kitcn/raw taken in one go.
+
+    The order alternates (kitcn first, then raw first) so that whatever the server is still
+    digesting from the previous run weighs on both sides alike, and the server gets a short
+    pause between runs.
+    """
+    rates: dict[str, list[float]] = {"kitcn": [], "raw": []}
+    ratios = []
+    for i in range(repeats):
+        pair = [("kitcn", kitcn), ("raw", raw)]
+        got = {}
+        for side, run in pair if i % 2 == 0 else pair[::-1]:
+            await asyncio.sleep(_SETTLE_S)
+            got[side] = await run()
+            rates[side].append(got[side])
+        ratios.append(got["kitcn"] / got["raw"])
+    return {
+        "kitcn": statistics.median(rates["kitcn"]),
+        "raw": statistics.median(rates["raw"]),
+        "ratio": statistics.median(ratios),
+    }
 
 
 async def events_per_job(client: Client, workflow_id: str) -> int:
