@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
+from temporalio.client import ScheduleActionExecutionStartWorkflow
 from temporalio.worker import Worker
 
 from activities import create_app, items, orders, reminders, sessions, subscriptions
-from kitcn_temporal import App, KitcnClient, KitcnPlugin, ScheduledFunction, create_caller, setup_namespace
-from kitcn_temporal._devserver import DevServer, port_open, start_dev_server
+from kitcn_temporal import KitcnClient, ScheduledFunction, create_caller, setup_namespace
+from kitcn_temporal._devserver import DevServer, connect_when_ready, port_open, start_dev_server
 from workflows.crons import crons
 
 #: Where the server's SQLite file and log live (the same place ``kitcn-temporal dev`` uses).
@@ -215,18 +215,6 @@ def job_table(rows: list[tuple[Expected, ScheduledFunction | None]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
-async def connect(address: str, app: App) -> Client:
-    """A client once the server answers (it listens a moment before it serves)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return await Client.connect(address, namespace="default", plugins=[KitcnPlugin(app)])
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 async def main(port: int, ui_port: int) -> int:
     DATA_DIR.mkdir(exist_ok=True)
     address = f"{HOST}:{port}"
@@ -245,7 +233,7 @@ async def main(port: int, ui_port: int) -> int:
                 log_path=DATA_DIR / "temporal.log",
             )
             print(f"Started the Temporal dev server on {address} (data and log in {DATA_DIR.resolve()})", flush=True)
-        client = await connect(address, app)
+        client = await connect_when_ready(address, app)
         await setup_namespace(client)
         report = await crons.sync(client, app)
         print(f"Crons synced: {', '.join(j.name for j in crons)} ({len(report.created)} created)", flush=True)

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench import measure
 from bench.raw import RawJob, raw_noop
-from kitcn_temporal import App, KitcnClient, KitcnPlugin, setup_namespace
-from kitcn_temporal._devserver import start_dev_server
+from kitcn_temporal import App, KitcnClient, setup_namespace
+from kitcn_temporal._devserver import connect_when_ready, start_dev_server
 
 SIZES = {
     "full": {"e2e": 1000, "schedule": 1000, "repeats": 4, "late": (50, 500), "get": 200, "pending": 5000, "crons": 200},
@@ -38,7 +37,7 @@ async def run(quick: bool) -> dict[str, Any]:
     try:
         app = App.discover("bench.app", task_queue=f"bench-kitcn-{uuid.uuid4().hex[:6]}")
         raw_queue = f"bench-raw-{uuid.uuid4().hex[:6]}"
-        client = await _connect(server.address, app)
+        client = await connect_when_ready(server.address, app)
         await setup_namespace(client)
         info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
         results: dict[str, Any] = {"mode": "quick" if quick else "full", "sizes": size}
@@ -90,15 +89,6 @@ async def run(quick: bool) -> dict[str, Any]:
 
 def _k(n: int) -> str:
     return f"{n // 1000}k" if n >= 1000 else str(n)
-
-
-async def _connect(address: str, app: App) -> Client:
-    for _ in range(100):
-        try:
-            return await Client.connect(address, plugins=[KitcnPlugin(app)])
-        except RuntimeError:
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"Temporal at {address} did not answer")
 
 
 def table(results: dict[str, Any]) -> str:

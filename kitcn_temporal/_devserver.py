@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -14,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.client import Client
 
+from ._app import App
+from ._plugin import KitcnPlugin
 from ._setup import SEARCH_ATTRIBUTES
 
 #: WAL with normal sync: every commit survives a process crash (only an OS crash or
@@ -131,3 +135,20 @@ def start_dev_server(
             raise RuntimeError(f"the Temporal dev server did not listen on {host}:{port} in {timeout:g}s")
         time.sleep(0.1)
     return server
+
+
+async def connect_when_ready(address: str, app: App, *, timeout: float = 30.0) -> Client:
+    """Connect to a freshly started server, with the app's plugin, namespace ``default``.
+
+    A dev server accepts connections a moment before it serves them: retry until it
+    answers, and raise the last connection error after ``timeout`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await Client.connect(address, namespace="default", plugins=[KitcnPlugin(app)])
+        except RuntimeError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import uuid
@@ -14,8 +13,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from kitcn_temporal import App, KitcnClient, KitcnPlugin, setup_namespace
-from kitcn_temporal._devserver import DevServer, start_dev_server
+from kitcn_temporal import App, KitcnClient, setup_namespace
+from kitcn_temporal._devserver import DevServer, connect_when_ready, start_dev_server
 
 #: Short heartbeat timeout so that a lost action worker is noticed quickly in tests.
 HEARTBEAT = timedelta(seconds=2)
@@ -38,16 +37,8 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSer
     server.stop()
 
 
-async def connect(address: str, app: App) -> Client:
-    """Connect once the server answers (it listens a moment before it serves)."""
-    last: Exception | None = None
-    for _ in range(100):
-        try:
-            return await Client.connect(address, plugins=[KitcnPlugin(app)])
-        except RuntimeError as err:
-            last = err
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"Temporal at {address} did not answer") from last
+#: Connect once the server answers (a fresh dev server listens a moment before it serves).
+connect = connect_when_ready
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from .._app import App
-from .._devserver import DevServer, port_open, start_dev_server
-from .._plugin import KitcnPlugin
+from .._devserver import DevServer, connect_when_ready, port_open, start_dev_server
 from .._setup import setup_namespace
 from ._connect import CliError, connect, connect_config, connection_reason, load_app, load_crons
 from ._crons import require_crons, sync_crons
@@ -159,13 +158,7 @@ async def _start_server(port: int, ui_port: int) -> DevServer:
 
 
 async def _connect_when_ready(address: str, app: App) -> Client:
-    # A freshly started server accepts connections a moment before it serves them.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEV_CONNECT_TIMEOUT
-    while True:
-        try:
-            return await Client.connect(address, namespace="default", plugins=[KitcnPlugin(app)])
-        except RuntimeError as err:
-            if loop.time() > deadline:
-                raise CliError(f"cannot reach Temporal at {address}: {connection_reason(err)}") from None
-            await asyncio.sleep(0.2)
+    try:
+        return await connect_when_ready(address, app, timeout=DEV_CONNECT_TIMEOUT)
+    except RuntimeError as err:
+        raise CliError(f"cannot reach Temporal at {address}: {connection_reason(err)}") from None
