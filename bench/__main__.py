@@ -64,6 +64,13 @@ async def run(quick: bool) -> dict[str, Any]:
             results["schedules_per_s_kitcn"] = sched["kitcn"]
             results["schedules_per_s_raw"] = sched["raw"]
             results["ratio_schedule"] = sched["ratio"]
+            same = await measure.side_by_side(
+                size["repeats"],
+                lambda: measure.schedule_rate_kitcn(kitcn, size["schedule"]),
+                lambda: measure.schedule_rate_raw(client, raw_queue, size["schedule"], metadata=True),
+            )
+            results["schedules_per_s_raw_with_metadata"] = same["raw"]
+            results["ratio_schedule_same_metadata"] = same["ratio"]
 
             ek, er = await measure.sample_events(kitcn, raw_queue)
             results["events_per_job_kitcn"] = ek

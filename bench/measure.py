@@ -10,15 +10,17 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench.app import work
 from bench.raw import RawJob
 from kitcn_temporal import KitcnClient
+from kitcn_temporal._wire import SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
 
 ROOT = Path(__file__).resolve().parent.parent
 _CONCURRENCY = 100
@@ -69,13 +71,40 @@ async def schedule_rate_kitcn(kitcn: KitcnClient, n: int) -> float:
     return rate
 
 
-async def schedule_rate_raw(client: Client, task_queue: str, n: int) -> float:
-    """Producer rate: ``start_workflow`` calls per second, delayed 60 s."""
+async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, metadata: bool = False) -> float:
+    """Producer rate: ``start_workflow`` calls per second, delayed 60 s.
+
+    With ``metadata``, each start carries what a kitcn job's start carries (three search
+    attributes, the arguments in the memo, a summary): the cost of that record, apart
+    from the plugin's own code.
+    """
+
+    def extra(i: int) -> dict[str, Any]:
+        if not metadata:
+            return {}
+        due = datetime.now(timezone.utc) + timedelta(seconds=60)
+        return {
+            "search_attributes": TypedSearchAttributes(
+                [
+                    SearchAttributePair(SA_FUNCTION, "raw.noop"),
+                    SearchAttributePair(SA_STATE, "pending"),
+                    SearchAttributePair(SA_SCHEDULED_TIME, due),
+                ]
+            ),
+            "memo": {"args": {"n": i}, "scheduledTime": int(due.timestamp() * 1000)},
+            "static_summary": f"raw.noop at {due:%Y-%m-%d %H:%M:%S} UTC",
+        }
+
     started = time.perf_counter()
     handles = await _bounded(
         n,
         lambda i: client.start_workflow(
-            RawJob.run, i, id=f"raw-{uuid.uuid4()}", task_queue=task_queue, start_delay=timedelta(seconds=60)
+            RawJob.run,
+            i,
+            id=f"raw-{uuid.uuid4()}",
+            task_queue=task_queue,
+            start_delay=timedelta(seconds=60),
+            **extra(i),
         ),
     )
     rate = n / (time.perf_counter() - started)

@@ -13,6 +13,7 @@ EXPECTED = [
     "jobs_per_s_raw",
     "ratio_e2e",
     "ratio_schedule",
+    "ratio_schedule_same_metadata",
     "events_per_job_kitcn",
     "events_per_job_raw",
     "lateness_ms_p50_5",
