@@ -87,9 +87,13 @@ class NewJob:
 
 
 class Jobs:
-    """Starts, cancels and describes the job workflows of one namespace and task queue."""
+    """Starts, cancels and describes the job workflows of one namespace.
 
-    def __init__(self, client: Client, task_queue: str) -> None:
+    :param task_queue: where started jobs run; only :meth:`start` needs it (reading and
+        cancelling a job goes by its id alone).
+    """
+
+    def __init__(self, client: Client, task_queue: str | None = None) -> None:
         self.client = client
         self.task_queue = task_queue
 
@@ -99,6 +103,8 @@ class Jobs:
         Job ids are never reused, so a retried producer that re-starts the same id
         starts nothing twice.
         """
+        if self.task_queue is None:
+            raise ValueError("Jobs(client) without a task_queue cannot start jobs")
         delay = job.scheduled_time - now_ms()
         try:
             handle = await self.client.start_workflow(

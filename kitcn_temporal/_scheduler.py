@@ -87,8 +87,8 @@ class Unit:
 
     def next_job_id(self) -> str:
         if self.mode == "buffered":
-            index = sum(isinstance(i, NewJob) for i in self.intents)
-            return str(uuid.uuid5(_JOB_ID_NAMESPACE, f"{self.exec_id}/{index}"))
+            # The n-th schedule call of this execution: the same id on every attempt.
+            return str(uuid.uuid5(_JOB_ID_NAMESPACE, f"{self.exec_id}/{self.schedule_calls}"))
         return str(uuid.uuid4())
 
     async def flush(self) -> None:

@@ -69,7 +69,7 @@ class SystemTable:
 
     async def get(self, job_id: str) -> ScheduledFunction | None:
         """The job with this id, or ``None`` if there is none (a malformed id raises BAD_REQUEST)."""
-        desc = await Jobs(self._client, "").describe(job_id)
+        desc = await Jobs(self._client).describe(job_id)
         return None if desc is None else await to_scheduled_function(desc)
 
     async def list(

@@ -107,7 +107,7 @@ async def jobs_cancel(args: argparse.Namespace) -> int:
     """``jobs cancel ID``: pending -> canceled; running -> keeps running; finished -> nothing."""
     client = await connect(connect_config(args), None)
     before = await _require_job(client, args.id)
-    await Jobs(client, "").cancel(args.id)
+    await Jobs(client).cancel(args.id)
     job = before
     if before.state.kind == "pending":
         # The job's workflow records the cancel when a worker runs its next task.
