@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -46,3 +49,25 @@ async def settle_visibility(kitcn: KitcnClient, tok: str) -> None:
 def jobs_with_token(rows: list[ScheduledFunction], tok: str) -> list[ScheduledFunction]:
     return [r for r in rows if r.args.get("token") == tok]
 
+
+
+WORKER_PROCESS = Path(__file__).resolve().parent / "workerproc.py"
+
+
+def worker_process(address: str, app: str, queue: str, *options: str) -> subprocess.Popen[bytes]:
+    """A worker for test app ``app`` in its own process (to be killed), once it polls ``queue``.
+
+    ``options``: more ``workerproc.py`` flags (``--database URL``, ``--kill-after-token T``).
+    """
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER_PROCESS), "--app", app, "--address", address, "--queue", queue, *options],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith(b"ready"):
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"the worker process did not start: {line!r}")
+    return proc

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Worker
 
-from conftest import ROOT, make_app
-from helpers import status_of, token, wait_state
+from conftest import HEARTBEAT, make_app
+from helpers import status_of, token, wait_state, worker_process
 from kitcn_temporal import KitcnClient, create_caller
 from kitcn_temporal._wire import SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
 from testapp import targets
@@ -141,37 +139,12 @@ async def test_every_procedure_is_an_activity_named_after_it(kitcn: KitcnClient,
     assert [a.activity_type.name for a in scheduled] == ["targets.touch_action"]
 
 
-WORKER_SCRIPT = """
-import asyncio, os, sys
-sys.path[:0] = [{root!r}, {tests!r}]
-from temporalio.client import Client
-from temporalio.worker import Worker
-from conftest import make_app
-from kitcn_temporal import KitcnPlugin
-
-async def main():
-    app = make_app({queue!r})
-    client = await Client.connect({address!r}, plugins=[KitcnPlugin(app)])
-    async with Worker(client, task_queue=app.task_queue):
-        print("ready", flush=True)
-        await asyncio.Event().wait()
-
-if __name__ == "__main__":
-    asyncio.run(main())
-"""
-
-
 async def test_worker_lost_mid_action_fails_the_job_within_the_heartbeat_timeout(
-    kitcn: KitcnClient, client, temporal_server, tmp_path
+    kitcn: KitcnClient, client, temporal_server
 ) -> None:
     queue = f"doomed-{token()[:8]}"
-    script = tmp_path / "worker.py"
-    script.write_text(
-        WORKER_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"), queue=queue, address=temporal_server.address)
-    )
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, start_new_session=True)
+    proc = worker_process(temporal_server.address, "testapp", queue, "--heartbeat", str(HEARTBEAT.total_seconds()))
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         app = make_app(queue)
         doomed = KitcnClient(client, app)
         tok = token()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,8 +15,8 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import Worker
 
-from conftest import HEARTBEAT, ROOT, connect
-from helpers import status_of, token, wait_state
+from conftest import HEARTBEAT, connect
+from helpers import status_of, token, wait_state, worker_process
 from kitcn_temporal import App, CRPCError, KitcnClient, create_caller
 from kitcn_temporal._devserver import DevServer
 from kitcn_temporal.sql import Store
@@ -86,46 +84,15 @@ async def test_a_mutations_writes_schedules_and_record_commit_together(backend: 
     assert [m.job_id for m in await backend.rows(Mark, tok)] == [output["mark_job"]]
 
 
-CRASHING_WORKER = """
-import asyncio, os, signal, sys
-sys.path[:0] = [{root!r}, {tests!r}]
-from temporalio.client import Client
-from temporalio.worker import Worker
-from kitcn_temporal import App, KitcnPlugin
-from kitcn_temporal.sql import AFTER_COMMIT_TEST_HOOKS
-
-def die_after_commit(exec_id, output):
-    # Committed, not yet reported to Temporal: the worker vanishes, as on a power cut.
-    if isinstance(output, dict) and output.get("token") == {token!r}:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-async def main():
-    app = App.discover("testapp_sql", task_queue={queue!r}, database={url!r})
-    AFTER_COMMIT_TEST_HOOKS.append(die_after_commit)
-    client = await Client.connect({address!r}, plugins=[KitcnPlugin(app)])
-    async with Worker(client, task_queue=app.task_queue):
-        print("ready", flush=True)
-        await asyncio.Event().wait()
-
-if __name__ == "__main__":
-    asyncio.run(main())
-"""
-
-
 async def test_a_worker_killed_between_commit_and_report_runs_the_mutation_once(
-    backend: Backend, temporal_server: DevServer, tmp_path: Any
+    backend: Backend, temporal_server: DevServer
 ) -> None:
     queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
-    script = tmp_path / "worker.py"
-    script.write_text(
-        CRASHING_WORKER.format(
-            root=str(ROOT), tests=str(ROOT / "tests"), queue=queue, url=backend.url, token=tok,
-            address=temporal_server.address,
-        )
+    # It dies right after the mutation's commit, before reporting to Temporal: as on a power cut.
+    proc = worker_process(
+        temporal_server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", tok
     )
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, start_new_session=True)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
         job_id = await create_caller(doomed, notes).schedule.now.add_note(token=tok)
         assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL

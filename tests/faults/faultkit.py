@@ -39,7 +39,7 @@ from kitcn_temporal import App, KitcnClient, ScheduledFunction
 from testapp.probe import wait_for
 
 HERE = Path(__file__).resolve().parent
-WORKER_SCRIPT = HERE / "faultworker.py"
+WORKER_SCRIPT = HERE.parent / "workerproc.py"
 #: The fault workers notice a lost action worker after this long (SPEC §4).
 HEARTBEAT = timedelta(seconds=2)
 #: A job cached on a dead worker moves to a live one after this long (``KitcnPlugin``).
@@ -170,7 +170,7 @@ class Workers:
         out, err = self.fault.directory / f"worker{index}.out", self.fault.directory / f"worker{index}.err"
         with out.open("wb") as out_file, err.open("wb") as err_file:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, str(WORKER_SCRIPT),
+                sys.executable, str(WORKER_SCRIPT), "--app", "faultapp",
                 "--address", self.address, "--queue", self.fault.queue, "--database", self.fault.url,
                 "--heartbeat", str(HEARTBEAT.total_seconds()), *options,
                 stdout=out_file, stderr=err_file, start_new_session=True,

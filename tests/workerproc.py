@@ -1,10 +1,15 @@
-"""A worker process for the fault app, to be killed (SIGKILL) or stopped (SIGTERM) by the tests.
+"""A worker process for a test app, to be killed (SIGKILL) or stopped (SIGTERM) by the tests.
 
-``python faultworker.py --address HOST:PORT --queue Q --database URL [--kill-after-commits N]``
-prints ``ready <pid>`` once it polls. With ``--kill-after-commits N`` it SIGKILLs itself right
-after the first mutation commit, from the N-th on, of a mutation that scheduled a job (its
-output is the new job's id): committed, not yet reported, the job not yet started. It prints
-``dying after <job id>`` first.
+``python workerproc.py --app PACKAGE --address HOST:PORT --queue Q [--database URL]``
+prints ``ready <pid>`` once it polls. Two ways to die right after a mutation commits (committed,
+not yet reported to Temporal, its jobs not yet started), as on a power cut:
+
+* ``--kill-after-commits N``: after the commits, from the N-th on, of a mutation whose output
+  is a string (the fault app's mutations that schedule return the new job's id); it prints
+  ``dying after <exec id>`` first;
+* ``--kill-after-token TOK``: after the commit of a mutation whose output is a dict with
+  ``"token": TOK``.
+
 SIGTERM stops it gracefully (running procedures get ``--graceful`` seconds to finish).
 """
 
@@ -19,7 +24,8 @@ from datetime import timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent.parent), str(HERE)]
+# The repository (kitcn_temporal, the reference app), the tests' apps, the fault app.
+sys.path[:0] = [str(HERE.parent), str(HERE), str(HERE / "faults")]
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -30,22 +36,23 @@ async def main(args: argparse.Namespace) -> int:
     from kitcn_temporal.sql import AFTER_COMMIT_TEST_HOOKS
 
     app = App.discover(
-        "faultapp",
+        args.app,
         task_queue=args.queue,
         database=args.database,
         action_heartbeat_timeout=timedelta(seconds=args.heartbeat),
     )
-    if args.kill_after_commits:
-        commits = 0
+    commits = 0
 
-        def die_after_commit(exec_id: str, output: object) -> None:
-            nonlocal commits
-            commits += 1
-            if commits >= args.kill_after_commits and isinstance(output, str):
-                print(f"dying after {exec_id}", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
+    def die_after_commit(exec_id: str, output: object) -> None:
+        nonlocal commits
+        commits += 1
+        if args.kill_after_commits and commits >= args.kill_after_commits and isinstance(output, str):
+            print(f"dying after {exec_id}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if args.kill_after_token and isinstance(output, dict) and output.get("token") == args.kill_after_token:
+            os.kill(os.getpid(), signal.SIGKILL)
 
-        AFTER_COMMIT_TEST_HOOKS.append(die_after_commit)
+    AFTER_COMMIT_TEST_HOOKS.append(die_after_commit)
     client = await Client.connect(args.address, plugins=[KitcnPlugin(app)])
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -58,20 +65,22 @@ async def main(args: argparse.Namespace) -> int:
         print(f"ready {os.getpid()}", flush=True)
         await stop.wait()
         print("stopping", flush=True)
-    assert app.store is not None
-    await app.store.dispose()
+    if app.store is not None:
+        await app.store.dispose()
     print("stopped", flush=True)
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
+    parser.add_argument("--app", required=True)
     parser.add_argument("--address", required=True)
     parser.add_argument("--queue", required=True)
-    parser.add_argument("--database", required=True)
+    parser.add_argument("--database")
     parser.add_argument("--heartbeat", type=float, default=2.0)
     parser.add_argument("--graceful", type=float, default=0.0)
     parser.add_argument("--kill-after-commits", type=int, default=0)
+    parser.add_argument("--kill-after-token")
     code = asyncio.run(main(parser.parse_args()))
     # The SDK can abort the interpreter at exit (sdk-python#300): leave at once.
     sys.stdout.flush()
