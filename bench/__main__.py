@@ -48,29 +48,33 @@ async def run(quick: bool) -> dict[str, Any]:
         ):
             await measure.e2e_kitcn(kitcn, 10)  # warm both paths up
             await measure.e2e_raw(client, raw_queue, 10)
-            e2e = await measure.side_by_side(
+            e2e = await measure.Rounds.measure(
                 size["repeats"],
-                lambda: measure.e2e_kitcn(kitcn, size["e2e"]),
-                lambda: measure.e2e_raw(client, raw_queue, size["e2e"]),
+                {
+                    "kitcn": lambda: measure.e2e_kitcn(kitcn, size["e2e"]),
+                    "raw": lambda: measure.e2e_raw(client, raw_queue, size["e2e"]),
+                },
             )
-            results["jobs_per_s_kitcn"] = e2e["kitcn"]
-            results["jobs_per_s_raw"] = e2e["raw"]
-            results["ratio_e2e"] = e2e["ratio"]
-            sched = await measure.side_by_side(
+            results["jobs_per_s_kitcn"] = e2e.rate("kitcn")
+            results["jobs_per_s_raw"] = e2e.rate("raw")
+            results["ratio_e2e"] = e2e.ratio("kitcn", "raw")
+            n = size["schedule"]
+            sched = await measure.Rounds.measure(
                 size["repeats"],
-                lambda: measure.schedule_rate_kitcn(kitcn, size["schedule"]),
-                lambda: measure.schedule_rate_raw(client, raw_queue, size["schedule"]),
+                {
+                    "kitcn": lambda: measure.schedule_rate_kitcn(kitcn, n),
+                    "raw": lambda: measure.schedule_rate_raw(client, raw_queue, n),
+                    "raw_sa": lambda: measure.schedule_rate_raw(client, raw_queue, n, record="search_attributes"),
+                    "raw_job": lambda: measure.schedule_rate_raw(client, raw_queue, n, record="job"),
+                },
             )
-            results["schedules_per_s_kitcn"] = sched["kitcn"]
-            results["schedules_per_s_raw"] = sched["raw"]
-            results["ratio_schedule"] = sched["ratio"]
-            same = await measure.side_by_side(
-                size["repeats"],
-                lambda: measure.schedule_rate_kitcn(kitcn, size["schedule"]),
-                lambda: measure.schedule_rate_raw(client, raw_queue, size["schedule"], metadata=True),
-            )
-            results["schedules_per_s_raw_with_metadata"] = same["raw"]
-            results["ratio_schedule_same_metadata"] = same["ratio"]
+            results["schedules_per_s_kitcn"] = sched.rate("kitcn")
+            results["schedules_per_s_raw"] = sched.rate("raw")
+            results["ratio_schedule"] = sched.ratio("kitcn", "raw")
+            results["schedules_per_s_raw_with_search_attributes"] = sched.rate("raw_sa")
+            results["ratio_raw_search_attributes_only"] = sched.ratio("raw_sa", "raw")
+            results["schedules_per_s_raw_with_metadata"] = sched.rate("raw_job")
+            results["ratio_schedule_same_metadata"] = sched.ratio("kitcn", "raw_job")
 
             ek, er = await measure.sample_events(kitcn, raw_queue)
             results["events_per_job_kitcn"] = ek
@@ -99,12 +103,12 @@ def _k(n: int) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = [f"{'figure':36} value"]
+    lines = [f"{'figure':44} value"]
     for key, value in results.items():
         if isinstance(value, dict):
             continue
         shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-        lines.append(f"{key:36} {shown}")
+        lines.append(f"{key:44} {shown}")
     machine = results["machine"]
     lines.append("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
     return "\n".join(lines)

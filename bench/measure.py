@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -71,26 +71,36 @@ async def schedule_rate_kitcn(kitcn: KitcnClient, n: int) -> float:
     return rate
 
 
-async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, metadata: bool = False) -> float:
+#: What a raw start carries besides its input, for ``schedule_rate_raw``.
+RawRecord = Literal["none", "search_attributes", "job"]
+
+
+async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, record: RawRecord = "none") -> float:
     """Producer rate: ``start_workflow`` calls per second, delayed 60 s.
 
-    With ``metadata``, each start carries what a kitcn job's start carries (three search
-    attributes, the arguments in the memo, a summary): the cost of that record, apart
-    from the plugin's own code.
+    ``record`` says what else each start carries: nothing (a bare start), only the three
+    search attributes SPEC §4 puts on every job, or the whole record of a kitcn job (those
+    search attributes, the arguments in the memo, a summary): the cost of that record,
+    apart from the plugin's own code.
     """
 
     def extra(i: int) -> dict[str, Any]:
-        if not metadata:
+        if record == "none":
             return {}
         due = datetime.now(timezone.utc) + timedelta(seconds=60)
-        return {
+        attrs = {
             "search_attributes": TypedSearchAttributes(
                 [
                     SearchAttributePair(SA_FUNCTION, "raw.noop"),
                     SearchAttributePair(SA_STATE, "pending"),
                     SearchAttributePair(SA_SCHEDULED_TIME, due),
                 ]
-            ),
+            )
+        }
+        if record == "search_attributes":
+            return attrs
+        return {
+            **attrs,
             "memo": {"args": {"n": i}, "scheduledTime": int(due.timestamp() * 1000)},
             "static_summary": f"raw.noop at {due:%Y-%m-%d %H:%M:%S} UTC",
         }
@@ -112,30 +122,36 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, metadata
     return rate
 
 
-async def side_by_side(
-    repeats: int, kitcn: Callable[[], Awaitable[float]], raw: Callable[[], Awaitable[float]]
-) -> dict[str, float]:
-    """Medians of ``repeats`` paired runs, each pair's ratio kitcn/raw taken in one go.
+class Rounds:
+    """Rates of several variants measured in rounds: each round runs every variant once.
 
-    The order alternates (kitcn first, then raw first) so that whatever the server is still
-    digesting from the previous run weighs on both sides alike, and the server gets a short
-    pause between runs.
+    The order rotates from round to round (with two variants: kitcn first, then raw
+    first) so that whatever the server is still digesting from the previous run weighs on
+    every variant alike; the server gets a short pause before each run. A ratio is taken
+    within each round, then the median over rounds is reported.
     """
-    rates: dict[str, list[float]] = {"kitcn": [], "raw": []}
-    ratios = []
-    for i in range(repeats):
-        pair = [("kitcn", kitcn), ("raw", raw)]
-        got = {}
-        for side, run in pair if i % 2 == 0 else pair[::-1]:
-            await asyncio.sleep(_SETTLE_S)
-            got[side] = await run()
-            rates[side].append(got[side])
-        ratios.append(got["kitcn"] / got["raw"])
-    return {
-        "kitcn": statistics.median(rates["kitcn"]),
-        "raw": statistics.median(rates["raw"]),
-        "ratio": statistics.median(ratios),
-    }
+
+    def __init__(self, rates: list[dict[str, float]]) -> None:
+        self.rates = rates
+
+    @classmethod
+    async def measure(cls, repeats: int, variants: dict[str, Callable[[], Awaitable[float]]]) -> Rounds:
+        names = list(variants)
+        rates = []
+        for i in range(repeats):
+            shift = i % len(names)
+            got = {}
+            for name in names[shift:] + names[:shift]:
+                await asyncio.sleep(_SETTLE_S)
+                got[name] = await variants[name]()
+            rates.append(got)
+        return cls(rates)
+
+    def rate(self, name: str) -> float:
+        return statistics.median(r[name] for r in self.rates)
+
+    def ratio(self, name: str, baseline: str) -> float:
+        return statistics.median(r[name] / r[baseline] for r in self.rates)
 
 
 async def events_per_job(client: Client, workflow_id: str) -> int:

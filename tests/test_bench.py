@@ -14,6 +14,7 @@ EXPECTED = [
     "ratio_e2e",
     "ratio_schedule",
     "ratio_schedule_same_metadata",
+    "ratio_raw_search_attributes_only",
     "events_per_job_kitcn",
     "events_per_job_raw",
     "lateness_ms_p50_5",
