@@ -27,7 +27,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict kitcn_temporal
-	$(BIN)/mypy activities workflows demo.py
+	$(BIN)/mypy activities workflows bench demo.py
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,33 @@ from bench.raw import RawJob, raw_noop
 from kitcn_temporal import App, KitcnClient, setup_namespace
 from kitcn_temporal._devserver import connect_when_ready, start_dev_server
 
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each measurement does."""
+
+    #: Jobs per end-to-end run.
+    e2e: int
+    #: Starts per producer-rate run.
+    schedule: int
+    #: Rounds of the end-to-end comparison.
+    repeats: int
+    #: Rounds of the producer-rate comparison (four variants: with a multiple of 4 rounds, each runs first as often).
+    schedule_repeats: int
+    #: Batches of jobs due at the same instant.
+    late: tuple[int, ...]
+    #: ``system.get`` samples.
+    get: int
+    #: Pending jobs held for the memory and list figures.
+    pending: int
+    crons: int
+
+
 SIZES = {
-    "full": {"e2e": 1000, "schedule": 1000, "repeats": 4, "late": (50, 500), "get": 200, "pending": 5000, "crons": 200},
-    "quick": {"e2e": 30, "schedule": 30, "repeats": 2, "late": (5, 20), "get": 10, "pending": 50, "crons": 5},
+    "full": Sizes(
+        e2e=1000, schedule=1000, repeats=4, schedule_repeats=8, late=(50, 500), get=200, pending=5000, crons=200
+    ),
+    "quick": Sizes(e2e=30, schedule=30, repeats=2, schedule_repeats=2, late=(5, 20), get=10, pending=50, crons=5),
 }
 
 
@@ -40,7 +66,7 @@ async def run(quick: bool) -> dict[str, Any]:
         client = await connect_when_ready(server.address, app)
         await setup_namespace(client)
         info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
-        results: dict[str, Any] = {"mode": "quick" if quick else "full", "sizes": size}
+        results: dict[str, Any] = {"mode": "quick" if quick else "full", "sizes": dataclasses.asdict(size)}
         results["machine"] = measure.machine_info(info.server_version)
         kitcn = KitcnClient(client, app)
         async with Worker(client, task_queue=app.task_queue), Worker(
@@ -49,23 +75,23 @@ async def run(quick: bool) -> dict[str, Any]:
             await measure.e2e_kitcn(kitcn, 10)  # warm both paths up
             await measure.e2e_raw(client, raw_queue, 10)
             e2e = await measure.Rounds.measure(
-                size["repeats"],
+                size.repeats,
                 {
-                    "kitcn": lambda: measure.e2e_kitcn(kitcn, size["e2e"]),
-                    "raw": lambda: measure.e2e_raw(client, raw_queue, size["e2e"]),
+                    "kitcn": lambda: measure.e2e_kitcn(kitcn, size.e2e),
+                    "raw": lambda: measure.e2e_raw(client, raw_queue, size.e2e),
                 },
             )
             results["jobs_per_s_kitcn"] = e2e.rate("kitcn")
             results["jobs_per_s_raw"] = e2e.rate("raw")
             results["ratio_e2e"] = e2e.ratio("kitcn", "raw")
-            n = size["schedule"]
+            starts = size.schedule
             sched = await measure.Rounds.measure(
-                size["repeats"],
+                size.schedule_repeats,
                 {
-                    "kitcn": lambda: measure.schedule_rate_kitcn(kitcn, n),
-                    "raw": lambda: measure.schedule_rate_raw(client, raw_queue, n),
-                    "raw_sa": lambda: measure.schedule_rate_raw(client, raw_queue, n, record="search_attributes"),
-                    "raw_job": lambda: measure.schedule_rate_raw(client, raw_queue, n, record="job"),
+                    "kitcn": lambda: measure.schedule_rate_kitcn(kitcn, starts),
+                    "raw": lambda: measure.schedule_rate_raw(client, raw_queue, starts),
+                    "raw_sa": lambda: measure.schedule_rate_raw(client, raw_queue, starts, record="search_attributes"),
+                    "raw_job": lambda: measure.schedule_rate_raw(client, raw_queue, starts, record="job"),
                 },
             )
             results["schedules_per_s_kitcn"] = sched.rate("kitcn")
@@ -80,18 +106,18 @@ async def run(quick: bool) -> dict[str, Any]:
             results["events_per_job_kitcn"] = ek
             results["events_per_job_raw"] = er
 
-            for n in size["late"]:
+            for n in size.late:
                 late = await measure.lateness(kitcn, n)
                 for key, value in late.items():
                     results[f"lateness_ms_{key}_{n}"] = value
 
-            results["status_get_p50_ms"] = await measure.status_get_ms(kitcn, size["get"])
-            rss = await measure.worker_rss_with_pending(kitcn, server.address, size["pending"], workdir)
+            results["status_get_p50_ms"] = await measure.status_get_ms(kitcn, size.get)
+            rss = await measure.worker_rss_with_pending(kitcn, server.address, size.pending, workdir)
             results["worker_rss_mb_idle"] = rss["idle"]
-            results[f"worker_rss_mb_{_k(size['pending'])}_pending"] = rss["pending"]
-            results["status_list_ms"] = await measure.status_list_ms(kitcn, size["pending"])
-            crons = await measure.cron_sync(kitcn, size["crons"])
-            results[f"cron_sync_s_{size['crons']}"] = crons["seconds"]
+            results[f"worker_rss_mb_{_k(size.pending)}_pending"] = rss["pending"]
+            results["status_list_ms"] = await measure.status_list_ms(kitcn, size.pending)
+            crons = await measure.cron_sync(kitcn, size.crons)
+            results[f"cron_sync_s_{size.crons}"] = crons["seconds"]
             results["cron_resync_writes"] = int(crons["resync_writes"])
         return results
     finally:

@@ -23,5 +23,5 @@ class RawJob:
     @workflow.run
     async def run(self, n: int) -> int:
         return await workflow.execute_activity(
-            "raw.noop", n, start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY, result_type=int
+            raw_noop, n, start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY
         )

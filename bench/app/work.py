@@ -6,7 +6,7 @@ import time
 
 from pydantic import BaseModel
 
-from kitcn_temporal import private_mutation
+from kitcn_temporal import MutationCtx, private_mutation
 
 #: Start times of ``stamp`` runs by batch, for lateness (the worker runs in the bench process).
 STARTED: dict[str, list[float]] = {}
@@ -21,10 +21,10 @@ class StampIn(BaseModel):
 
 
 @private_mutation.input(NoopIn).mutation
-async def noop(ctx, input: NoopIn) -> int:
+async def noop(ctx: MutationCtx, input: NoopIn) -> int:
     return input.n
 
 
 @private_mutation.input(StampIn).mutation
-async def stamp(ctx, input: StampIn) -> None:
+async def stamp(ctx: MutationCtx, input: StampIn) -> None:
     STARTED.setdefault(input.batch, []).append(time.time())
