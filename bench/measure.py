@@ -115,7 +115,7 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, record: 
             return attrs
         return {
             **attrs,
-            "memo": {"args": {"n": i}, "scheduledTime": int(due.timestamp() * 1000)},
+            "memo": {"args": {"n": i}},
             "static_summary": f"raw.noop at {due:%Y-%m-%d %H:%M:%S} UTC",
         }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
@@ -24,13 +24,14 @@ from ._procedures import Procedure
 from ._wire import (
     JOB_WORKFLOW,
     MEMO_ARGS,
-    MEMO_SCHEDULED_TIME,
     SA_FUNCTION,
     SA_SCHEDULED_TIME,
     SA_STATE,
     ExecOptions,
     JobSpec,
     RetrySpec,
+    ms_to_datetime,
+    without_defaults,
 )
 
 #: The payload limit of Temporal's default server configuration (``limit.blobSize.error``).
@@ -41,10 +42,6 @@ MAX_JOB_ARGS_BYTES = PAYLOAD_LIMIT_BYTES - 16 * 1024
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
 def exec_options(app: App, proc: Procedure) -> ExecOptions:
@@ -109,10 +106,10 @@ class Jobs:
         try:
             handle = await self.client.start_workflow(
                 JOB_WORKFLOW,
-                JobSpec(job.name, job.options, job.scheduled_time, job.canceled),
+                without_defaults(JobSpec(job.name, job.options, job.scheduled_time, job.canceled)),
                 id=job.id,
                 task_queue=self.task_queue,
-                memo={MEMO_ARGS: job.args, MEMO_SCHEDULED_TIME: job.scheduled_time},
+                memo={MEMO_ARGS: job.args},
                 search_attributes=TypedSearchAttributes(
                     [
                         SearchAttributePair(SA_FUNCTION, job.name),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,12 +15,12 @@ from ._wire import (
     JOB_WORKFLOW,
     MEMO_ARGS,
     MEMO_ERROR,
-    MEMO_SCHEDULED_TIME,
     SA_FUNCTION,
     SA_SCHEDULED_TIME,
     SA_STATE,
     STATE_KINDS,
     StateKind,
+    datetime_to_ms,
 )
 
 #: What a running job's ``KitcnState`` may say (anything else reads as pending).
@@ -119,17 +118,15 @@ async def to_scheduled_function(execution: WorkflowExecution) -> ScheduledFuncti
     else:  # failed, timed out or terminated by an operator
         kind = "failed"
         error = memo.get(MEMO_ERROR) or _closed_reason(status)
-    scheduled = memo.get(MEMO_SCHEDULED_TIME)
-    if not isinstance(scheduled, int):  # a cron run: due when it started
-        sa_time = attrs.get(SA_SCHEDULED_TIME)
-        scheduled = _ms(sa_time) if sa_time else _ms(execution.start_time)
+    due = attrs.get(SA_SCHEDULED_TIME)  # a cron run sets it when it starts
+    scheduled = datetime_to_ms(due or execution.start_time)
     return ScheduledFunction(
         id=execution.id,
         name=attrs.get(SA_FUNCTION) or "",
         args=memo.get(MEMO_ARGS) or {},
         scheduled_time=scheduled,
-        completed_time=_ms(execution.close_time) if execution.close_time else None,
-        creation_time=_ms(execution.start_time),
+        completed_time=datetime_to_ms(execution.close_time) if execution.close_time else None,
+        creation_time=datetime_to_ms(execution.start_time),
         state=JobState(kind=kind, error=error),
     )
 
@@ -141,6 +138,3 @@ def _closed_reason(status: WorkflowExecutionStatus | None) -> str:
     }
     return reason.get(status, "failed")
 
-
-def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)

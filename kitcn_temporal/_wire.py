@@ -6,8 +6,9 @@ so it must stay deterministic and free of I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -21,9 +22,9 @@ SA_FUNCTION = SearchAttributeKey.for_keyword("KitcnFunction")
 SA_STATE = SearchAttributeKey.for_keyword("KitcnState")
 SA_SCHEDULED_TIME = SearchAttributeKey.for_datetime("KitcnScheduledTime")
 
-#: Memo fields of a job: its arguments, its due time (ms) and, once failed, the error.
+#: Memo fields of a job: its arguments and, once failed, the error (its due time is the
+#: ``KitcnScheduledTime`` search attribute).
 MEMO_ARGS = "args"
-MEMO_SCHEDULED_TIME = "scheduledTime"
 MEMO_ERROR = "error"
 
 Kind = Literal["query", "mutation", "action"]
@@ -72,7 +73,7 @@ class ExecOptions:
 
     kind: Kind
     timeout_ms: int
-    retry: RetrySpec
+    retry: RetrySpec = RetrySpec()
     #: Actions only: a worker lost mid-action fails the job after this long.
     heartbeat_ms: int | None = None
 
@@ -110,6 +111,36 @@ class ExecInput:
     job_id: str | None = None
     scheduled_time: int | None = None
     auth: Any = None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def datetime_to_ms(t: datetime) -> int:
+    """Exact, unlike ``timestamp() * 1000``: a due time read back is the one written.
+
+    A naive datetime (as some SDK paths return) is taken as UTC.
+    """
+    return (t.replace(tzinfo=t.tzinfo or timezone.utc) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def without_defaults(value: Any) -> Any:
+    """A dataclass as a dict that leaves out every field still at its default, recursively.
+
+    What a job's start request carries: the workflow decodes it back into the dataclass,
+    defaults filled in (a mutation's job input shrinks from ~300 to ~90 bytes).
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: without_defaults(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.default is dataclasses.MISSING or getattr(value, f.name) != f.default
+        }
+    return value
 
 
 def _ms(d: timedelta) -> int:

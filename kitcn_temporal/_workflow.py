@@ -11,7 +11,7 @@ a third of a worker's CPU per job.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -37,6 +37,7 @@ from ._wire import (
     ExecOptions,
     JobSpec,
     StateKind,
+    datetime_to_ms,
 )
 
 
@@ -55,13 +56,13 @@ class ScheduledFunctionWorkflow:
         updates: list[SearchAttributeUpdate[Any]] = []
         scheduled = spec.scheduled_time
         if scheduled is None:  # a cron run: due when the schedule started it
-            scheduled = _ms(info.start_time)
+            scheduled = datetime_to_ms(info.start_time)
             updates.append(SA_SCHEDULED_TIME.value_set(info.start_time))
         try:
             if spec.canceled:
                 # Created canceled: the producer requests cancellation right after the start.
                 await workflow.wait_condition(lambda: False)
-            remaining = scheduled - _ms(workflow.now())
+            remaining = scheduled - datetime_to_ms(workflow.now())
             if remaining > 0:  # also reached when a cancel request wakes a delayed start
                 await workflow.sleep(timedelta(milliseconds=remaining))
             if workflow.cancellation_reason() is not None:
@@ -174,6 +175,3 @@ def _record(state: StateKind, updates: list[SearchAttributeUpdate[Any]], error: 
     if error is not None:
         workflow.upsert_memo({MEMO_ERROR: error})
 
-
-def _ms(t: datetime) -> int:
-    return int(t.replace(tzinfo=t.tzinfo or timezone.utc).timestamp() * 1000)

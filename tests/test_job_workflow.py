@@ -8,12 +8,22 @@ import time
 from datetime import timedelta
 
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from conftest import HEARTBEAT, make_app
 from helpers import status_of, token, wait_state, worker_process
 from kitcn_temporal import KitcnClient, create_caller
-from kitcn_temporal._wire import SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
+from kitcn_temporal._wire import (
+    SA_FUNCTION,
+    SA_SCHEDULED_TIME,
+    SA_STATE,
+    ExecOptions,
+    JobSpec,
+    RetrySpec,
+    datetime_to_ms,
+    without_defaults,
+)
 from testapp import targets
 from testapp.probe import RUNS, gate, wait_for
 
@@ -108,7 +118,7 @@ async def test_search_attributes_and_summary_show_function_state_and_time(kitcn:
     attrs = desc.typed_search_attributes
     assert attrs.get(SA_FUNCTION) == "targets.touch"
     assert attrs.get(SA_STATE) == "pending"
-    assert int(attrs.get(SA_SCHEDULED_TIME).timestamp() * 1000) == job.scheduled_time
+    assert datetime_to_ms(attrs.get(SA_SCHEDULED_TIME)) == job.scheduled_time
     summary = await desc.static_summary()
     assert summary is not None and summary.startswith("targets.touch at ") and summary.endswith(" UTC")
 
@@ -169,3 +179,21 @@ async def test_sync_handlers_run_off_the_event_loop(kitcn: KitcnClient) -> None:
     tok = token()
     result = await create_caller(kitcn, targets).sync_touch(token=tok)
     assert result["thread"] != "MainThread"
+
+
+def test_job_input_leaves_out_defaults_and_decodes_back_whole() -> None:
+    converter = pydantic_data_converter.payload_converter
+    mutation = JobSpec("orders.process_order", ExecOptions("mutation", 60_000), 1_795_778_778_616)
+    action = JobSpec(
+        "orders.charge",
+        ExecOptions("action", 5_000, RetrySpec(maximum_attempts=3, non_retryable_error_types=("Refused",)), 1_000),
+        None,
+        canceled=True,
+    )
+    [payload] = converter.to_payloads([without_defaults(mutation)])
+    assert payload.data == (
+        b'{"name":"orders.process_order","options":{"kind":"mutation","timeout_ms":60000},'
+        b'"scheduled_time":1795778778616}'
+    )
+    for spec in (mutation, action):
+        assert converter.from_payloads(converter.to_payloads([without_defaults(spec)]), [JobSpec]) == [spec]
