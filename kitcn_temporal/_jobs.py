@@ -31,6 +31,7 @@ from ._wire import (
     JobSpec,
     RetrySpec,
     ms_to_datetime,
+    timedelta_to_ms,
     without_defaults,
 )
 
@@ -56,14 +57,14 @@ def exec_options(app: App, proc: Procedure) -> ExecOptions:
         heartbeat = app.action_heartbeat_timeout
         return ExecOptions(
             kind="action",
-            timeout_ms=_ms(timeout),
+            timeout_ms=timedelta_to_ms(timeout),
             retry=retry,
-            heartbeat_ms=_ms(min(heartbeat, timeout)),
+            heartbeat_ms=timedelta_to_ms(min(heartbeat, timeout)),
         )
     # Queries and mutations: transient faults retried with backoff, without limit; the
     # activity marks developer errors non-retryable, so they fail at once.
     retry = RetrySpec.from_policy(proc.retry_policy) if proc.retry_policy else RetrySpec()
-    return ExecOptions(kind=proc.kind, timeout_ms=_ms(proc.timeout or app.mutation_timeout), retry=retry)
+    return ExecOptions(kind=proc.kind, timeout_ms=timedelta_to_ms(proc.timeout or app.mutation_timeout), retry=retry)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,3 @@ class Jobs:
             if err.status != RPCStatusCode.NOT_FOUND:  # finished meanwhile: nothing to cancel
                 raise
 
-
-def _ms(d: timedelta) -> int:
-    return int(d.total_seconds() * 1000)

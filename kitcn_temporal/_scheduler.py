@@ -12,6 +12,7 @@ from ._errors import CRPCError
 from ._jobs import MAX_JOB_ARGS_BYTES, Jobs, NewJob, exec_options, now_ms
 from ._names import check_job_id
 from ._runtime import encode_args
+from ._wire import timedelta_to_ms
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -240,7 +241,7 @@ def due_at(timestamp: Any, name: str) -> int:
 
 
 def _check_horizon(due: int, name: str) -> int:
-    limit = now_ms() + int(MAX_AHEAD.total_seconds() * 1000)
+    limit = now_ms() + timedelta_to_ms(MAX_AHEAD)
     if due > limit:
         raise CRPCError("BAD_REQUEST", f"{name} cannot be scheduled more than 5 years ahead")
     return due

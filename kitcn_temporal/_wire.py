@@ -48,9 +48,9 @@ class RetrySpec:
     @classmethod
     def from_policy(cls, policy: RetryPolicy) -> RetrySpec:
         return cls(
-            initial_interval_ms=_ms(policy.initial_interval),
+            initial_interval_ms=timedelta_to_ms(policy.initial_interval),
             backoff_coefficient=policy.backoff_coefficient,
-            maximum_interval_ms=None if policy.maximum_interval is None else _ms(policy.maximum_interval),
+            maximum_interval_ms=None if policy.maximum_interval is None else timedelta_to_ms(policy.maximum_interval),
             maximum_attempts=policy.maximum_attempts,
             non_retryable_error_types=tuple(policy.non_retryable_error_types or ()),
         )
@@ -143,5 +143,5 @@ def without_defaults(value: Any) -> Any:
     return value
 
 
-def _ms(d: timedelta) -> int:
+def timedelta_to_ms(d: timedelta) -> int:
     return int(d.total_seconds() * 1000)

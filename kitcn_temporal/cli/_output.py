@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import pydantic_core
 
+from .._jobs import now_ms as current_ms
 from .._status import ScheduledFunction
+from .._wire import ms_to_datetime
 
 #: ANSI colour of each job state (only when stdout is a terminal and NO_COLOR is unset).
 STATE_COLORS = {
@@ -48,12 +48,12 @@ def format_time(ms: int | None) -> str:
     """``2030-01-01 09:00:00 UTC`` (``-`` for none)."""
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return ms_to_datetime(ms).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def format_relative(ms: int, now_ms: int | None = None) -> str:
     """``in 5s``, ``2m 30s ago``, ``in 1d 3h``: two units at most."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    now_ms = current_ms() if now_ms is None else now_ms
     seconds = round(abs(ms - now_ms) / 1000)
     if seconds == 0:
         return "now"
