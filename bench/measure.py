@@ -43,12 +43,13 @@ async def _wait_all(client: Client, ids: list[str]) -> None:
     await _bounded(len(ids), lambda i: client.get_workflow_handle(ids[i]).result())
 
 
-async def _closed_in_visibility(client: Client, timeout: float = 120.0) -> None:
-    """Wait until visibility shows no running workflow: the server has written every close.
+async def _discard(client: Client, ids: list[str], timeout: float = 120.0) -> None:
+    """Terminate a producer-rate run's jobs, then wait until visibility shows none running.
 
-    Terminating a run's 1 000 delayed starts leaves the server that many visibility updates
-    to write; waiting for them keeps that work out of the next run's timing.
+    Terminating 1 000 delayed starts leaves the server that many visibility updates to
+    write; waiting for them keeps that work out of the next run's timing.
     """
+    await _bounded(len(ids), lambda i: client.get_workflow_handle(ids[i]).terminate())
     deadline = time.monotonic() + timeout
     while (await client.count_workflows("ExecutionStatus = 'Running'")).count:
         if time.monotonic() > deadline:
@@ -80,8 +81,7 @@ async def schedule_rate_kitcn(kitcn: KitcnClient, n: int) -> float:
     started = time.perf_counter()
     ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(60_000, "work.noop", {"n": i}))
     rate = n / (time.perf_counter() - started)
-    await _bounded(n, lambda i: kitcn.client.get_workflow_handle(ids[i]).terminate())
-    await _closed_in_visibility(kitcn.client)
+    await _discard(kitcn.client, ids)
     return rate
 
 
@@ -132,8 +132,7 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, record: 
         ),
     )
     rate = n / (time.perf_counter() - started)
-    await _bounded(n, lambda i: handles[i].terminate())
-    await _closed_in_visibility(client)
+    await _discard(client, [h.id for h in handles])
     return rate
 
 
