@@ -1,6 +1,7 @@
 # `make demo`: virtualenv, install, run every scenario of the scheduling guide, exit.
 # `make dev`: the same server, worker and crons, kept running (Ctrl-C stops them).
-# `make test`: virtualenv, install with the dev extra, lint, type-check, run the suite.
+# `make test`: virtualenv, install with the dev extra, lint (ruff check and ruff format --check),
+# type-check, run the suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,8 +23,11 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/kitcn-temporal dev
 
+LINTED := kitcn_temporal tests bench activities workflows demo.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check kitcn_temporal tests bench activities workflows demo.py
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict kitcn_temporal

@@ -27,6 +27,4 @@ def create_app(database: str | None = None, task_queue: str | None = None, **opt
     :param task_queue: where its jobs run (default ``"kitcn"``).
     :param options: more :class:`~kitcn_temporal.App` options (timeouts).
     """
-    return App.discover(
-        __name__, database=database or DATABASE, task_queue=task_queue or DEFAULT_TASK_QUEUE, **options
-    )
+    return App.discover(__name__, database=database or DATABASE, task_queue=task_queue or DEFAULT_TASK_QUEUE, **options)

@@ -56,8 +56,7 @@ async def require_user(ctx: Any, next: Next) -> Any:
     if not isinstance(user_id, str) or not user_id:
         raise CRPCError(
             "UNAUTHORIZED",
-            "sign in first: this procedure needs the caller's identity, {'user_id': ...} "
-            "(KitcnClient.with_auth)",
+            "sign in first: this procedure needs the caller's identity, {'user_id': ...} (KitcnClient.with_auth)",
         )
     return await next(ctx.with_values(user_id=user_id))
 

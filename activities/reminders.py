@@ -52,8 +52,8 @@ async def schedule_reminder(ctx: MutationCtx, input: ScheduleReminderIn) -> Sche
     if input.send_at <= now_ms():
         raise CRPCError("BAD_REQUEST", "reminder time must be in the future")
     reminder = Reminder(id=new_id(), message=input.message, send_at=input.send_at)
-    reminder.job_id = await reminders_caller(ctx).schedule.at(input.send_at).send(
-        reminder_id=reminder.id, message=input.message
+    reminder.job_id = (
+        await reminders_caller(ctx).schedule.at(input.send_at).send(reminder_id=reminder.id, message=input.message)
     )
     ctx.db.add(reminder)
     return ScheduledReminder(reminder_id=reminder.id, job_id=reminder.job_id)

@@ -44,9 +44,7 @@ async def record_activity(ctx: MutationCtx, input: RecordActivityIn) -> None:
 async def cleanup_stale_data(ctx: MutationCtx) -> CleanupOut:
     """Delete sessions inactive for 30 days (up to 1000 per run); returns how many went."""
     cutoff = now_ms() - int(STALE_AFTER.total_seconds() * 1000)
-    stale = (
-        await ctx.db.scalars(select(Session.id).where(Session.last_active_at < cutoff).limit(CLEANUP_BATCH))
-    ).all()
+    stale = (await ctx.db.scalars(select(Session.id).where(Session.last_active_at < cutoff).limit(CLEANUP_BATCH))).all()
     if stale:
         await ctx.db.execute(delete(Session).where(Session.id.in_(stale)))
     return CleanupOut(deleted_count=len(stale))

@@ -53,8 +53,10 @@ async def create_subscription(ctx: MutationCtx, input: CreateSubscriptionIn) -> 
     """Subscribe the caller to a plan for 30 days; returns the subscription id."""
     subscription_id = new_id()
     # Schedule expiration in 30 days.
-    expiration_job_id = await subscriptions_caller(ctx).schedule.after(SUBSCRIPTION_LENGTH).expire(
-        subscription_id=subscription_id, user_id=ctx.user_id
+    expiration_job_id = (
+        await subscriptions_caller(ctx)
+        .schedule.after(SUBSCRIPTION_LENGTH)
+        .expire(subscription_id=subscription_id, user_id=ctx.user_id)
     )
     # Store the job id for cancellation.
     ctx.db.add(

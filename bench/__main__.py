@@ -69,8 +69,9 @@ async def run(quick: bool) -> dict[str, Any]:
         results: dict[str, Any] = {"mode": "quick" if quick else "full", "sizes": dataclasses.asdict(size)}
         results["machine"] = measure.machine_info(info.server_version)
         kitcn = KitcnClient(client, app)
-        async with Worker(client, task_queue=app.task_queue), Worker(
-            client, task_queue=raw_queue, workflows=[RawJob], activities=[raw_noop]
+        async with (
+            Worker(client, task_queue=app.task_queue),
+            Worker(client, task_queue=raw_queue, workflows=[RawJob], activities=[raw_noop]),
         ):
             await measure.e2e_kitcn(kitcn, 10)  # warm both paths up
             await measure.e2e_raw(client, raw_queue, 10)

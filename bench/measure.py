@@ -93,7 +93,7 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, record: 
     """Producer rate: ``start_workflow`` calls per second, delayed 60 s.
 
     ``record`` says what else each start carries: nothing (a bare start), only the three
-    search attributes SPEC §4 puts on every job, or the whole record of a kitcn job (those
+    search attributes semantics §4 (docs/semantics.md) puts on every job, or the whole record of a kitcn job (those
     search attributes, the arguments in the memo, a summary): the cost of that record,
     apart from the plugin's own code.
     """

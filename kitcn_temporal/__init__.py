@@ -3,6 +3,9 @@
 Declare typed queries, mutations and actions; schedule them ``now``, ``after(ms)`` or
 ``at(ts)``; cancel them; read their state from the ``_scheduled_functions`` table;
 declare crons. Every timer, retry, schedule and job record lives in Temporal.
+
+The public surface is :data:`__all__`; the layers below it are described in
+``docs/architecture.md``.
 """
 
 from ._app import DEFAULT_TASK_QUEUE, App
@@ -27,7 +30,7 @@ from ._procedures import (
     public_query,
 )
 from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, Scheduler
-from ._setup import setup_namespace
+from ._setup import SetupError, SetupReport, setup_namespace
 from ._status import JobState, ScheduledFunction, SystemTable
 from ._wire import JOB_WORKFLOW, STATE_KINDS
 
@@ -59,6 +62,8 @@ __all__ = [
     "QueryCtx",
     "ScheduledFunction",
     "Scheduler",
+    "SetupError",
+    "SetupReport",
     "SyncReport",
     "SystemTable",
     "create_caller",

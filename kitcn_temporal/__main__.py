@@ -1,6 +1,6 @@
 """``python -m kitcn_temporal``: the ``kitcn-temporal`` command line."""
 
-from ._cli import main
+from .cli import main
 
 if __name__ == "__main__":
     main()

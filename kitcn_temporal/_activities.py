@@ -3,6 +3,8 @@
 The activity builds the procedure's context, runs it (heartbeating for actions),
 applies a mutation's schedules, and turns exceptions into Temporal failures that
 say whether a retry could help.
+
+Layer: execution: the Temporal activity around :func:`~kitcn_temporal._run.run_procedure`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from temporalio.service import RPCError
 from ._app import App
 from ._context import JobInfo
 from ._errors import CRPCError
-from ._execution import run_procedure, unit_mode_for
 from ._jobs import Jobs
 from ._procedures import Procedure
-from ._scheduler import Unit
+from ._run import run_procedure, unit_mode_for
+from ._unit import Unit
 from ._wire import ExecInput
 
 #: Always transient: a retry may well succeed.

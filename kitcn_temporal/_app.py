@@ -1,4 +1,7 @@
-"""``App``: the procedures of an application, named and ready to register."""
+"""``App``: the procedures of an application, named and ready to register.
+
+Layer: app: names procedures, holds the app's options and its SQL store.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import CRPCError
 from ._names import check_procedure_name
 from ._procedures import Procedure
+from ._wire import ExecOptions, RetrySpec, timedelta_to_ms
 
 if TYPE_CHECKING:
     from .sql import Store
@@ -132,10 +136,26 @@ class App:
         """The procedure called ``name``; ``CRPCError(NOT_FOUND)`` if there is none."""
         proc = self._procedures.get(name) if isinstance(name, str) else None
         if proc is None:
-            raise CRPCError(
-                "NOT_FOUND", f"unknown procedure {name!r}: the app has no procedure of that name"
-            )
+            raise CRPCError("NOT_FOUND", f"unknown procedure {name!r}: the app has no procedure of that name")
         return proc
+
+    def exec_options(self, proc: Procedure) -> ExecOptions:
+        """How a job or call runs ``proc``: its kind, time limit, retries and heartbeat."""
+        if proc.kind == "action":
+            timeout = proc.timeout or self.action_timeout
+            retry = RetrySpec.from_policy(proc.retry_policy) if proc.retry_policy else RetrySpec(maximum_attempts=1)
+            return ExecOptions(
+                kind="action",
+                timeout_ms=timedelta_to_ms(timeout),
+                retry=retry,
+                heartbeat_ms=timedelta_to_ms(min(self.action_heartbeat_timeout, timeout)),
+            )
+        # Queries and mutations: transient faults retried with backoff, without limit; the
+        # activity marks developer errors non-retryable, so they fail at once.
+        retry = RetrySpec.from_policy(proc.retry_policy) if proc.retry_policy else RetrySpec()
+        return ExecOptions(
+            kind=proc.kind, timeout_ms=timedelta_to_ms(proc.timeout or self.mutation_timeout), retry=retry
+        )
 
     def __repr__(self) -> str:
         return f"App({len(self._procedures)} procedures, task_queue={self.task_queue!r})"

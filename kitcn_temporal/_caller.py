@@ -2,6 +2,9 @@
 
 ``caller = create_caller(ctx, orders)``; ``await caller.process_order(order_id="o1")``;
 ``await caller.schedule.after(5000).charge(order_id="o1")``.
+
+Layer: execution: a caller's source is a procedure context or anything shaped like a
+``KitcnClient`` (:class:`CallSource`), which lives a layer above.
 """
 
 from __future__ import annotations
@@ -9,22 +12,33 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
+from ._app import App
 from ._context import BaseCtx
 from ._errors import CRPCError
-from ._execution import call_in_process
 from ._procedures import Procedure
+from ._run import call_in_process
 from ._scheduler import Scheduler, due_after, due_at
 
-if TYPE_CHECKING:
-    from ._app import App
-    from ._client import KitcnClient
 
-Source = Any  # a procedure context (BaseCtx) or a KitcnClient
+@runtime_checkable
+class CallSource(Protocol):
+    """What a caller needs from outside a procedure: a :class:`~kitcn_temporal.KitcnClient`."""
+
+    @property
+    def app(self) -> App: ...
+
+    @property
+    def scheduler(self) -> Scheduler: ...
+
+    async def call(self, proc: Procedure, args: Any = None) -> Any: ...
 
 
-def create_caller(source: BaseCtx | KitcnClient, module: ModuleType) -> Caller:
+Source = BaseCtx | CallSource
+
+
+def create_caller(source: Source, module: ModuleType) -> Caller:
     """A caller for ``module``'s procedures, from a procedure context or a KitcnClient.
 
     :param source: ``ctx`` inside a procedure, or a :class:`~kitcn_temporal.KitcnClient`.
@@ -32,7 +46,7 @@ def create_caller(source: BaseCtx | KitcnClient, module: ModuleType) -> Caller:
     """
     if not isinstance(module, ModuleType):
         raise TypeError(f"create_caller() takes a module of procedures, not {module!r}")
-    if not isinstance(source, BaseCtx) and not hasattr(source, "call"):
+    if not isinstance(source, (BaseCtx, CallSource)):
         raise TypeError(f"create_caller() takes a procedure ctx or a KitcnClient, not {source!r}")
     return Caller(source, module)
 
@@ -50,8 +64,7 @@ class Caller:
 
     @property
     def _app(self) -> App:
-        app: App = self._source.app
-        return app
+        return self._source.app
 
     def _procedure(self, attr: str) -> Procedure:
         value = getattr(self._module, attr, None)
@@ -139,8 +152,7 @@ class _When:
 
 
 def _scheduler(source: Source) -> Scheduler:
-    scheduler: Scheduler = source.scheduler
-    return scheduler
+    return source.scheduler
 
 
 def merge_args(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

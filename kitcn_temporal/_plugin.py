@@ -1,8 +1,12 @@
-"""``KitcnPlugin``: everything Temporal needs to run an app's jobs, in one plugin."""
+"""``KitcnPlugin``: everything Temporal needs to run an app's jobs, in one plugin.
+
+Layer: client and wiring.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -44,7 +48,6 @@ class KitcnPlugin(SimplePlugin):
             workflow_runner=_with_passthrough,
         )
 
-
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         """See base class; also shortens the sticky-queue timeout left at the SDK default."""
         config = super().configure_worker(config)
@@ -58,7 +61,14 @@ class KitcnPlugin(SimplePlugin):
 def _pydantic_converter(existing: DataConverter | None) -> DataConverter:
     base = existing or DataConverter.default
     if base.payload_converter_class not in (DefaultPayloadConverter, PydanticPayloadConverter):
-        return base  # the user chose a converter of their own: keep it
+        # The user chose a converter of their own: keep it, but say what it must handle.
+        warnings.warn(
+            f"KitcnPlugin keeps the client's payload converter {base.payload_converter_class.__name__}: "
+            "procedures pass pydantic models and datetimes, which it must convert as "
+            "temporalio.contrib.pydantic's PydanticPayloadConverter does",
+            stacklevel=2,
+        )
+        return base
     return dataclasses.replace(base, payload_converter_class=PydanticPayloadConverter)
 
 
@@ -67,9 +77,7 @@ def _with_passthrough(existing: WorkflowRunner | None) -> WorkflowRunner:
         existing = SandboxedWorkflowRunner()
     if not isinstance(existing, SandboxedWorkflowRunner):
         return existing
-    return dataclasses.replace(
-        existing, restrictions=existing.restrictions.with_passthrough_modules(*_PASSTHROUGH)
-    )
+    return dataclasses.replace(existing, restrictions=existing.restrictions.with_passthrough_modules(*_PASSTHROUGH))
 
 
 async def connect(app: App, *, profile: str | None = None, **options: Any) -> Client:

@@ -2,6 +2,8 @@
 
 Builders are immutable: every method returns a new builder, so a derived builder
 (``auth_mutation = c.mutation.use(require_user)``) never changes its parent.
+
+Layer: procedures and argument codec.
 """
 
 from __future__ import annotations
@@ -125,9 +127,7 @@ class ProcedureBuilder:
             elif isinstance(item, type) and issubclass(item, BaseException):
                 transient.append(item)
             else:
-                raise TypeError(
-                    f".retry() takes a temporalio RetryPolicy or exception types, not {item!r}"
-                )
+                raise TypeError(f".retry() takes a temporalio RetryPolicy or exception types, not {item!r}")
         return replace(self, _retry=policy, _transient=tuple(transient))
 
     def timeout(self, timeout: timedelta) -> ProcedureBuilder:
@@ -150,9 +150,7 @@ class ProcedureBuilder:
 
     def _build(self, kind: Kind, fn: Handler) -> Procedure:
         if kind != self.kind:
-            raise TypeError(
-                f"this builder makes {self.kind}s: end it with .{self.kind}(fn), not .{kind}(fn)"
-            )
+            raise TypeError(f"this builder makes {self.kind}s: end it with .{self.kind}(fn), not .{kind}(fn)")
         if not callable(fn):
             raise TypeError(f".{kind}() takes a function (ctx, input), not {fn!r}")
         takes_input, annotated_input, annotated_output = _inspect_handler(fn)
@@ -182,8 +180,7 @@ def _inspect_handler(fn: Handler) -> tuple[bool, type[BaseModel] | None, Any]:
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if not 1 <= len(positional) <= 2:
         raise TypeError(
-            f"handler {fn.__qualname__} must take (ctx) or (ctx, input), "
-            f"not {len(positional)} positional parameters"
+            f"handler {fn.__qualname__} must take (ctx) or (ctx, input), not {len(positional)} positional parameters"
         )
     try:
         hints = get_type_hints(fn)

@@ -1,4 +1,7 @@
-"""Namespace setup: the job search attributes and 7-day retention (idempotent)."""
+"""Namespace setup: the job search attributes and 7-day retention (idempotent).
+
+Layer: client and wiring.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,10 @@ SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {
 }
 
 
+class SetupError(Exception):
+    """The namespace cannot be set up as kitcn needs it (an attribute exists with another type)."""
+
+
 @dataclass
 class SetupReport:
     """What :func:`setup_namespace` changed."""
@@ -36,20 +43,18 @@ async def setup_namespace(client: Client, *, retention: timedelta = RETENTION) -
     """Register ``KitcnFunction``, ``KitcnState``, ``KitcnScheduledTime`` and set retention.
 
     Safe to run again: it changes only what is missing or different. An attribute that
-    exists with another type is an error (Temporal cannot change an attribute's type).
+    exists with another type is a :class:`SetupError` (Temporal cannot change an attribute's type).
     """
     namespace = client.namespace
     report = SetupReport(namespace)
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
+    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
     known = {**existing.system_attributes, **existing.custom_attributes}
     missing = {}
     for name, kind in SEARCH_ATTRIBUTES.items():
         if name not in known:
             missing[name] = kind
         elif known[name] != kind:
-            raise RuntimeError(
+            raise SetupError(
                 f"search attribute {name} exists in namespace {namespace!r} with type "
                 f"{IndexedValueType.Name(known[name])}, expected {IndexedValueType.Name(kind)}"
             )
@@ -58,16 +63,12 @@ async def setup_namespace(client: Client, *, retention: timedelta = RETENTION) -
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
         report.added_search_attributes = sorted(missing)
-    described = await client.workflow_service.describe_namespace(
-        DescribeNamespaceRequest(namespace=namespace)
-    )
+    described = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
     current = described.config.workflow_execution_retention_ttl.ToTimedelta()
     if current != retention:
         config = NamespaceConfig()
         config.CopyFrom(described.config)  # send the rest of the config back unchanged
         config.workflow_execution_retention_ttl.FromTimedelta(retention)
-        await client.workflow_service.update_namespace(
-            UpdateNamespaceRequest(namespace=namespace, config=config)
-        )
+        await client.workflow_service.update_namespace(UpdateNamespaceRequest(namespace=namespace, config=config))
         report.retention_changed = True
     return report

@@ -1,4 +1,7 @@
-"""The ``_scheduled_functions`` table, read from Temporal's job workflows."""
+"""The ``_scheduled_functions`` table, read from Temporal's job workflows.
+
+Layer: scheduler and status table.
+"""
 
 from __future__ import annotations
 
@@ -87,9 +90,7 @@ class SystemTable:
             query += f" AND {SA_FUNCTION.name} = '{name}'"
         if state is not None:
             if state not in STATE_KINDS:
-                raise CRPCError(
-                    "BAD_REQUEST", f"unknown state {state!r}: expected one of {', '.join(STATE_KINDS)}"
-                )
+                raise CRPCError("BAD_REQUEST", f"unknown state {state!r}: expected one of {', '.join(STATE_KINDS)}")
             query += f" AND {SA_STATE.name} = '{state}'"
             if state in ("pending", "inProgress"):
                 query += " AND ExecutionStatus = 'Running'"
@@ -137,4 +138,3 @@ def _closed_reason(status: WorkflowExecutionStatus | None) -> str:
         WorkflowExecutionStatus.TERMINATED: "terminated",
     }
     return reason.get(status, "failed")
-

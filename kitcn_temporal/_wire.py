@@ -1,15 +1,17 @@
 """What travels between producers, the job workflow and the procedure activities.
 
-Plain dataclasses and constants only: the workflow sandbox imports this module,
-so it must stay deterministic and free of I/O.
+Layer: wire formats and errors: plain dataclasses, constants and time helpers
+only. The job workflow imports this module, so it must stay deterministic and free of I/O
+(:func:`now_ms` is for producers and activities, never for workflow code).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
@@ -29,7 +31,13 @@ MEMO_ERROR = "error"
 
 Kind = Literal["query", "mutation", "action"]
 StateKind = Literal["pending", "inProgress", "success", "failed", "canceled"]
-STATE_KINDS: tuple[StateKind, ...] = ("pending", "inProgress", "success", "failed", "canceled")
+#: Every state a job can be in, in the order a job moves through them.
+STATE_KINDS: tuple[StateKind, ...] = get_args(StateKind)
+
+#: The payload limit of Temporal's default server configuration (``limit.blobSize.error``).
+PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024
+#: One job's encoded arguments must leave room for the rest of its start request.
+MAX_JOB_ARGS_BYTES = PAYLOAD_LIMIT_BYTES - 16 * 1024
 
 #: Prefix of the error recorded when an action's worker is lost (Convex's wording).
 TRANSIENT_ACTION_ERROR = "transient error while executing action"
@@ -113,7 +121,30 @@ class ExecInput:
     auth: Any = None
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be started: everything its workflow needs."""
+
+    id: str
+    name: str
+    options: ExecOptions
+    args: dict[str, Any]
+    #: Due time, ms since the epoch.
+    scheduled_time: int
+    canceled: bool = False
+
+    def summary(self) -> str:
+        """The job's one-line summary in the Temporal UI: its function and when it runs."""
+        when = ms_to_datetime(self.scheduled_time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return f"{self.name} at {when} UTC" + (" (canceled)" if self.canceled else "")
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def now_ms() -> int:
+    """The current time in ms since the epoch (producers and activities; not for workflows)."""
+    return int(time.time() * 1000)
 
 
 def ms_to_datetime(ms: int) -> datetime:

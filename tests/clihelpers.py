@@ -38,7 +38,7 @@ def cli_env(address: str) -> dict[str, str]:
 
 
 def cli_args(*args: str) -> list[str]:
-    return [sys.executable, "-m", "kitcn_temporal._cli", *args]
+    return [sys.executable, "-m", "kitcn_temporal.cli", *args]
 
 
 async def cli(address: str, *args: str, cwd: Path = TESTS, timeout: float = 60.0) -> Result:
@@ -85,8 +85,6 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
     assert len(lines) == 1, result.err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-
-
 
 
 def server_processes(port: int) -> list[int]:

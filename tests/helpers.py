@@ -50,7 +50,6 @@ def jobs_with_token(rows: list[ScheduledFunction], tok: str) -> list[ScheduledFu
     return [r for r in rows if r.args.get("token") == tok]
 
 
-
 WORKER_PROCESS = Path(__file__).resolve().parent / "workerproc.py"
 
 

@@ -1,4 +1,4 @@
-"""SPEC §7: apps name their procedures and refuse duplicates."""
+"""docs/semantics.md §7: apps name their procedures and refuse duplicates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §3, cancel: pending -> canceled; running action keeps running; finished -> no-op;
+"""docs/semantics.md §3, cancel: pending -> canceled; running action keeps running; finished -> no-op;
 unknown -> NOT_FOUND."""
 
 from __future__ import annotations

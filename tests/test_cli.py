@@ -1,4 +1,4 @@
-"""SPEC §8: the ``kitcn-temporal`` command line, run as a separate process against real Temporal."""
+"""docs/semantics.md §8: the ``kitcn-temporal`` command line, run as a separate process against real Temporal."""
 
 from __future__ import annotations
 

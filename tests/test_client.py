@@ -1,4 +1,4 @@
-"""SPEC §7: KitcnClient direct calls, auth, public_only and environment configuration."""
+"""docs/semantics.md §7: KitcnClient direct calls, auth, public_only and environment configuration."""
 
 from __future__ import annotations
 
@@ -76,9 +76,7 @@ async def test_public_only_client_refuses_private_procedures(client: Client, app
     assert (await wait_state(kitcn, job_id)).state.kind == "success"
 
 
-async def test_connect_reads_temporal_environment_configuration(
-    temporal_server, app: App, kitcn, monkeypatch
-) -> None:
+async def test_connect_reads_temporal_environment_configuration(temporal_server, app: App, kitcn, monkeypatch) -> None:
     monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_server.address)
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     monkeypatch.setenv("TEMPORAL_CONFIG_FILE", "/nonexistent/temporal.toml")

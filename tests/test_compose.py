@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from conftest import ROOT
 from kitcn_temporal import App
-from kitcn_temporal._cli import build_parser
+from kitcn_temporal.cli import build_parser
 from workflows import crons as crons_module
 
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -1,4 +1,4 @@
-"""SPEC §6: crons are declared in code, checked when declared, and kept in Temporal as schedules."""
+"""docs/semantics.md §6: crons are declared in code, checked when declared, and kept in Temporal as schedules."""
 
 from __future__ import annotations
 
@@ -403,4 +403,3 @@ async def test_list_shows_a_schedule_no_longer_declared(client: Client, declare:
 
 async def _listed(client: Client, schedule_id: str) -> bool:
     return any([entry.id == schedule_id async for entry in await client.list_schedules()])
-

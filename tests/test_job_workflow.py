@@ -1,4 +1,4 @@
-"""SPEC §4: one workflow per job, the retry classes, the states and what Temporal shows."""
+"""docs/semantics.md §4: one workflow per job, the retry classes, the states and what Temporal shows."""
 
 from __future__ import annotations
 

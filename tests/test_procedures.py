@@ -1,4 +1,4 @@
-"""SPEC §2: builders, validation, middleware, handlers and errors."""
+"""docs/semantics.md §2: builders, validation, middleware, handlers and errors."""
 
 from __future__ import annotations
 
@@ -89,8 +89,16 @@ def test_init_crpc_gives_builders_to_derive_from() -> None:
 
 
 def test_crpc_error_codes() -> None:
-    for code in ("BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "CONFLICT",
-                 "PAYLOAD_TOO_LARGE", "TOO_MANY_REQUESTS", "INTERNAL_SERVER_ERROR"):
+    for code in (
+        "BAD_REQUEST",
+        "UNAUTHORIZED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "CONFLICT",
+        "PAYLOAD_TOO_LARGE",
+        "TOO_MANY_REQUESTS",
+        "INTERNAL_SERVER_ERROR",
+    ):
         assert code in ERROR_CODES
     with pytest.raises(ValueError, match="unknown CRPCError code"):
         CRPCError("TEAPOT", "no")

@@ -1,4 +1,4 @@
-"""SPEC §3: scheduling from mutations, actions and clients, and every rule of the table."""
+"""docs/semantics.md §3: scheduling from mutations, actions and clients, and every rule of the table."""
 
 from __future__ import annotations
 

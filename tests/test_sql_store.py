@@ -15,10 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpers import token
-from kitcn_temporal import App
-from kitcn_temporal._jobs import NewJob, now_ms
-from kitcn_temporal._scheduler import Unit
-from kitcn_temporal._wire import ExecOptions, RetrySpec
+from kitcn_temporal import App, MutationCtx
+from kitcn_temporal._unit import Unit
+from kitcn_temporal._wire import ExecOptions, NewJob, RetrySpec, now_ms
 from kitcn_temporal.sql import RECORD_RETENTION, SCHEMA_VERSION, ConcurrentAttemptError, SchemaVersionError, Store
 from kitcn_temporal.sql._schema import executions, meta
 from testapp.probe import wait_for
@@ -297,7 +296,7 @@ def test_without_sqlalchemy_the_app_asks_for_the_sql_extra(monkeypatch: pytest.M
 
 def test_ctx_db_without_a_database_says_how_to_configure_one() -> None:
     with pytest.raises(RuntimeError, match=re.escape("App(..., database=")):
-        unit(token()).session(App([]), readonly=False)
+        _ = MutationCtx(app=App([]), unit=unit(token()), scheduler=None, system=None).db  # type: ignore[arg-type]
 
 
 async def _nothing() -> None:

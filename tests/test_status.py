@@ -1,4 +1,4 @@
-"""SPEC §5: the ``_scheduled_functions`` table on clients and inside procedures."""
+"""docs/semantics.md §5: the ``_scheduled_functions`` table on clients and inside procedures."""
 
 from __future__ import annotations
 
@@ -52,9 +52,7 @@ async def test_list_filters_by_state_and_name(kitcn: KitcnClient) -> None:
 
     async def listed(state: str, name: str, job_id: str) -> bool:
         rows = await kitcn.system.list(state=state, name=name, limit=1000)
-        return any(r.id == job_id for r in rows) and all(
-            r.state.kind == state and r.name == name for r in rows
-        )
+        return any(r.id == job_id for r in rows) and all(r.state.kind == state and r.name == name for r in rows)
 
     await wait_for(lambda: listed("pending", "targets.touch", pending))
     await wait_for(lambda: listed("success", "targets.touch", done))

@@ -33,7 +33,7 @@ async def main(args: argparse.Namespace) -> int:
     from temporalio.worker import Worker
 
     from kitcn_temporal import App, KitcnPlugin
-    from kitcn_temporal.sql import AFTER_COMMIT_TEST_HOOKS
+    from kitcn_temporal.sql._store import AFTER_COMMIT_TEST_HOOKS
 
     app = App.discover(
         args.app,

@@ -1,4 +1,7 @@
-"""The commands that talk to Temporal and return: setup, run, schedule, jobs."""
+"""The commands that talk to Temporal and return: setup, run, schedule, jobs.
+
+Layer: command line.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from temporalio.client import Client
 
 from .._client import KitcnClient
 from .._jobs import Jobs
-from .._setup import RETENTION, SEARCH_ATTRIBUTES, setup_namespace
+from .._setup import RETENTION, SEARCH_ATTRIBUTES, SetupError, setup_namespace
 from .._status import ScheduledFunction, SystemTable
 from ._connect import CliError, connect, connect_config, load_app
 from ._output import job_details, job_json, jobs_table, print_json
@@ -27,7 +30,7 @@ async def setup(args: argparse.Namespace) -> int:
     client = await connect(connect_config(args), None)
     try:
         report = await setup_namespace(client)
-    except RuntimeError as err:  # an attribute exists with another type
+    except SetupError as err:  # an attribute exists with another type
         raise CliError(str(err)) from None
     days = RETENTION.days
     if args.json:
@@ -163,4 +166,3 @@ def _filters(args: argparse.Namespace) -> str:
     parts = [f"state {args.state}" if args.state else "", f"function {args.name}" if args.name else ""]
     shown = " and ".join(p for p in parts if p)
     return f" with {shown}" if shown else ""
-

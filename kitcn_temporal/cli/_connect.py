@@ -1,4 +1,7 @@
-"""What a command needs before it runs: the app, its crons and a Temporal client."""
+"""What a command needs before it runs: the app, its crons and a Temporal client.
+
+Layer: command line.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``crons sync`` and ``crons list``, and the crons sync that ``worker`` and ``dev`` run."""
+"""``crons sync`` and ``crons list``, and the crons sync that ``worker`` and ``dev`` run.
+
+Layer: command line.
+"""
 
 from __future__ import annotations
 
@@ -33,8 +36,14 @@ async def sync(args: argparse.Namespace) -> int:
     client = await connect(connect_config(args), app)
     report = await _sync(crons, client, app)
     if args.json:
-        print_json({"created": report.created, "updated": report.updated,
-                    "deleted": report.deleted, "unchanged": report.unchanged})
+        print_json(
+            {
+                "created": report.created,
+                "updated": report.updated,
+                "deleted": report.deleted,
+                "unchanged": report.unchanged,
+            }
+        )
     else:
         print(_summary(report))
     return 0

@@ -1,4 +1,7 @@
-"""What the command line prints: tables for people, JSON for scripts."""
+"""What the command line prints: tables for people, JSON for scripts.
+
+Layer: command line.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ from typing import Any, TextIO
 
 import pydantic_core
 
-from .._jobs import now_ms as current_ms
 from .._status import ScheduledFunction
 from .._wire import ms_to_datetime
+from .._wire import now_ms as current_ms
 
 #: ANSI colour of each job state (only when stdout is a terminal and NO_COLOR is unset).
 STATE_COLORS = {

@@ -1,4 +1,7 @@
-"""Reading what users type: durations, times and JSON arguments."""
+"""Reading what users type: durations, times and JSON arguments.
+
+Layer: command line.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,7 @@ def parse_duration_ms(text: str) -> float:
     match = _DURATION.fullmatch(text.strip())
     if match is None:
         raise UsageError(
-            f"--after {text!r} is not a duration: expected e.g. 5s, 1500ms, 2m, 1h, 1d "
-            "or a number of milliseconds"
+            f"--after {text!r} is not a duration: expected e.g. 5s, 1500ms, 2m, 1h, 1d or a number of milliseconds"
         )
     value = float(match.group(1)) * _UNITS_MS[match.group(2) or "ms"]
     if not math.isfinite(value):
@@ -45,9 +47,7 @@ def parse_time_ms(text: str) -> int:
             "(e.g. 2030-01-01T09:00:00Z) or milliseconds since the epoch"
         ) from None
     if when.tzinfo is None or when.utcoffset() is None:
-        raise UsageError(
-            f"--at {text!r} has no timezone: add one (e.g. {text}Z for UTC or {text}+02:00)"
-        )
+        raise UsageError(f"--at {text!r} has no timezone: add one (e.g. {text}Z for UTC or {text}+02:00)")
     return round(when.timestamp() * 1000)
 
 
@@ -62,9 +62,7 @@ def parse_args_json(text: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise UsageError(
-            f"--args must be a JSON object such as '{{\"order_id\": \"o1\"}}', not {_json_kind(value)}"
-        )
+        raise UsageError(f'--args must be a JSON object such as \'{{"order_id": "o1"}}\', not {_json_kind(value)}')
     return value
 
 

@@ -1,4 +1,7 @@
-"""The long-running commands: ``worker`` and ``dev``, stopped cleanly by SIGINT/SIGTERM."""
+"""The long-running commands: ``worker`` and ``dev``, stopped cleanly by SIGINT/SIGTERM.
+
+Layer: command line.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from .._app import App
-from .._devserver import DevServer, connect_when_ready, port_open, start_dev_server
-from .._setup import setup_namespace
+from .._devserver import DevServer, DevServerError, connect_when_ready, port_open, start_dev_server
+from .._setup import SetupError, setup_namespace
 from ._connect import CliError, connect, connect_config, connection_reason, load_app, load_crons
 from ._crons import require_crons, sync_crons
 
@@ -84,7 +87,10 @@ async def dev(args: argparse.Namespace) -> int:
             server = await _start_server(args.port, ui_port)
             print(f"started the Temporal dev server on {address} (data and log in {DEV_DIR}/)", flush=True)
         client = await _connect_when_ready(address, app)
-        await setup_namespace(client)
+        try:
+            await setup_namespace(client)
+        except SetupError as err:
+            raise CliError(str(err)) from None
         if crons is not None:
             print(await sync_crons(crons, client, app), flush=True)
         ui = f"http://{DEV_HOST}:{ui_port}" if port_open(DEV_HOST, ui_port) else f"none (nothing on port {ui_port})"
@@ -153,8 +159,8 @@ async def _start_server(port: int, ui_port: int) -> DevServer:
         with contextlib.suppress(Exception):
             (await starting).stop()
         raise
-    except RuntimeError as err:
-        raise CliError(f"{err}") from None
+    except DevServerError as err:
+        raise CliError(str(err)) from None
 
 
 async def _connect_when_ready(address: str, app: App) -> Client:

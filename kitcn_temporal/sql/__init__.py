@@ -9,7 +9,7 @@ the recorded jobs start once. Queries get a read-only session; actions get none 
 call queries and mutations). ``ctx.db`` is an ``AsyncSession``: use it from ``async def``
 handlers.
 
-Needs the ``sql`` extra: ``pip install 'kitcn-temporal[sql]'``.
+Layer: SQL store, below the app that holds it. Needs the ``sql`` extra: ``pip install 'kitcn-temporal[sql]'``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ except ImportError as err:  # pragma: no cover - depends on the installation
     ) from err
 
 from ._schema import RECORD_RETENTION, SCHEMA_VERSION, SchemaVersionError
-from ._store import AFTER_COMMIT_TEST_HOOKS, ConcurrentAttemptError, Store
+from ._store import ConcurrentAttemptError, Store
 
 __all__ = [
-    "AFTER_COMMIT_TEST_HOOKS",
     "RECORD_RETENTION",
     "SCHEMA_VERSION",
     "ConcurrentAttemptError",

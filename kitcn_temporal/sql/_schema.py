@@ -1,4 +1,7 @@
-"""The store's own tables: a versioned schema and the records of mutation executions."""
+"""The store's own tables: a versioned schema and the records of mutation executions.
+
+Layer: SQL store.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .._jobs import NewJob
+from .._wire import NewJob
 
 #: Version of the tables below; a database written by a newer version is refused.
 SCHEMA_VERSION = 1
@@ -83,9 +86,7 @@ async def ensure_schema(conn: AsyncConnection) -> None:
 async def find_record(session: AsyncSession, exec_id: str) -> Record | None:
     """The record of execution ``exec_id``, or ``None`` if it never committed."""
     row = (
-        await session.execute(
-            select(executions.c.output, executions.c.intents).where(executions.c.exec_id == exec_id)
-        )
+        await session.execute(select(executions.c.output, executions.c.intents).where(executions.c.exec_id == exec_id))
     ).first()
     if row is None:
         return None

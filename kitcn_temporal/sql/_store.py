@@ -1,4 +1,7 @@
-"""``Store``: one transaction per mutation, committed together with the record of it."""
+"""``Store``: one transaction per mutation, committed together with the record of it.
+
+Layer: SQL store: commits an execution unit's buffer with the mutation's writes.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import MetaData, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from .._jobs import now_ms
+from .._unit import Unit
+from .._wire import now_ms
 from . import _schema
 from ._schema import RECORD_RETENTION
-
-if TYPE_CHECKING:
-    from .._scheduler import Unit
 
 logger = logging.getLogger("kitcn_temporal.sql")
 
@@ -114,7 +115,7 @@ class Store:
                     raise
                 logger.info("retrying %s called from an action after a transient error: %s", name, err)
             # The failed attempt scheduled nothing: its buffered calls start over.
-            unit.intents, unit.schedule_calls, unit.args_bytes = [], 0, 0
+            unit.reset()
             await asyncio.sleep(_IN_PROCESS_BACKOFF_S * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 

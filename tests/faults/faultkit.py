@@ -40,7 +40,7 @@ from testapp.probe import wait_for
 
 HERE = Path(__file__).resolve().parent
 WORKER_SCRIPT = HERE.parent / "workerproc.py"
-#: The fault workers notice a lost action worker after this long (SPEC §4).
+#: The fault workers notice a lost action worker after this long (semantics §4).
 HEARTBEAT = timedelta(seconds=2)
 #: A job cached on a dead worker moves to a live one after this long (``KitcnPlugin``).
 STICKY = timedelta(seconds=3)

@@ -1,4 +1,4 @@
-"""SPEC §3-§4 under a worker SIGKILLed several times in one run while mixed jobs run or wait.
+"""docs/semantics.md §3-§4 under a worker SIGKILLed several times in one run while mixed jobs run or wait.
 
 One scenario (module fixture), several properties (tests): ``SIZES.kill_jobs`` jobs (300 in
 both modes), half mutations writing through ``ctx.db`` (a third of them scheduling a

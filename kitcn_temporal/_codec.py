@@ -1,22 +1,19 @@
-"""Running one procedure in-process: validate the input, run middleware and handler,
-validate the output."""
+"""The argument codec: a procedure's input and output checked and turned into JSON-ready data.
+
+Layer: procedures and argument codec. Producers use it at the schedule call (a bad call
+raises and schedules nothing), the runtime around every handler.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 from ._errors import CRPCError
 from ._procedures import Procedure
-
-if TYPE_CHECKING:
-    from ._context import BaseCtx
+from ._wire import MAX_JOB_ARGS_BYTES
 
 
 def validate_input(proc: Procedure, name: str, args: Any) -> BaseModel | None:
@@ -37,8 +34,7 @@ def validate_input(proc: Procedure, name: str, args: Any) -> BaseModel | None:
     else:
         raise CRPCError(
             "BAD_REQUEST",
-            f"arguments of {name} must be a {model.__name__}, a dict or keyword arguments, "
-            f"not {type(args).__name__}",
+            f"arguments of {name} must be a {model.__name__}, a dict or keyword arguments, not {type(args).__name__}",
         )
     try:
         return model.model_validate(candidate)
@@ -61,6 +57,19 @@ def encode_args(proc: Procedure, name: str, args: Any) -> tuple[dict[str, Any], 
     return data, size
 
 
+def encode_job_args(proc: Procedure, name: str, args: Any) -> tuple[dict[str, Any], int]:
+    """Like :func:`encode_args`, for arguments that travel in one Temporal payload (a job's, a
+    cron's, a direct call's): ``CRPCError(PAYLOAD_TOO_LARGE)`` when they cannot fit."""
+    payload, size = encode_args(proc, name, args)
+    if size > MAX_JOB_ARGS_BYTES:
+        raise CRPCError(
+            "PAYLOAD_TOO_LARGE",
+            f"arguments of {name} are {size} bytes: one job's arguments must fit in "
+            f"{MAX_JOB_ARGS_BYTES} bytes (Temporal's payload limit)",
+        )
+    return payload, size
+
+
 def encode_output(proc: Procedure, name: str, value: Any) -> Any:
     """The handler's (validated) output as JSON-ready data, for the trip through Temporal."""
     try:
@@ -68,9 +77,7 @@ def encode_output(proc: Procedure, name: str, value: Any) -> Any:
             return proc.output_adapter.dump_python(value, mode="json")
         return pydantic_core.to_jsonable_python(value)
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as err:
-        raise CRPCError(
-            "INTERNAL_SERVER_ERROR", f"the output of {name} cannot be serialised to JSON: {err}"
-        ) from None
+        raise CRPCError("INTERNAL_SERVER_ERROR", f"the output of {name} cannot be serialised to JSON: {err}") from None
 
 
 def decode_output(proc: Procedure, value: Any) -> Any:
@@ -78,55 +85,13 @@ def decode_output(proc: Procedure, value: Any) -> Any:
     return value if proc.output_adapter is None else proc.output_adapter.validate_python(value)
 
 
-def _check_output(proc: Procedure, name: str, value: Any) -> Any:
+def check_output(proc: Procedure, name: str, value: Any) -> Any:
     if proc.output_adapter is None:
         return value
     try:
         return proc.output_adapter.validate_python(value)
     except ValidationError as err:
-        raise CRPCError(
-            "INTERNAL_SERVER_ERROR", f"{name} returned an invalid value: {summarize(err)}"
-        ) from None
-
-
-async def invoke(proc: Procedure, name: str, ctx: BaseCtx, args: Any) -> Any:
-    """Run ``proc`` in-process: input validation, middleware, handler, output validation."""
-    value = validate_input(proc, name, args)
-    outcome: list[Any] = []
-
-    async def handler(c: Any) -> Any:
-        if outcome:
-            raise CRPCError("INTERNAL_SERVER_ERROR", f"a middleware of {name} called next() twice")
-        call_args = (c, value) if proc.takes_input else (c,)
-        if proc.is_async:
-            result = await proc.fn(*call_args)
-        else:  # a plain def runs off the event loop
-            loop = asyncio.get_running_loop()
-            call = functools.partial(contextvars.copy_context().run, proc.fn, *call_args)
-            result = await loop.run_in_executor(None, call)
-        outcome.append(result)
-        return result
-
-    chain: Callable[[Any], Awaitable[Any]] = handler
-    for mw in reversed(proc.middleware):
-        chain = _bind(mw, chain)
-    await chain(ctx)
-    if not outcome:
-        raise CRPCError(
-            "INTERNAL_SERVER_ERROR",
-            f"a middleware of {name} returned without calling next(ctx) or raising an error",
-        )
-    return _check_output(proc, name, outcome[0])
-
-
-def _bind(
-    mw: Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]],
-    nxt: Callable[[Any], Awaitable[Any]],
-) -> Callable[[Any], Awaitable[Any]]:
-    async def run(ctx: Any) -> Any:
-        return await mw(ctx, nxt)
-
-    return run
+        raise CRPCError("INTERNAL_SERVER_ERROR", f"{name} returned an invalid value: {summarize(err)}") from None
 
 
 def summarize(err: ValidationError) -> str:

@@ -1,29 +1,33 @@
-"""One procedure execution: its unit, its context, its database transaction, its schedules.
+"""Running one procedure: input validation, middleware, handler, output validation, its
+unit, its context, its database transaction and its schedules.
 
-Shared by the activities (jobs and client calls) and by in-process calls made
-through a caller from inside another procedure.
+Layer: execution: the one home of running a procedure, shared by the activities (jobs
+and direct calls) and by in-process calls made through a caller from inside a procedure.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._app import App
+from ._codec import check_output, decode_output, encode_output, validate_input
 from ._context import ActionCtx, BaseCtx, JobInfo, MutationCtx, QueryCtx
 from ._errors import CRPCError
 from ._procedures import Procedure
-from ._runtime import decode_output, encode_output, invoke
-from ._scheduler import Scheduler, Unit
+from ._scheduler import Scheduler
 from ._status import SystemTable
+from ._unit import Mode, Unit
 from ._wire import Kind
 
 _CTX_TYPES: dict[Kind, type[BaseCtx]] = {"query": QueryCtx, "mutation": MutationCtx, "action": ActionCtx}
 
 
-def make_ctx(
-    kind: Kind, app: App, unit: Unit, *, auth: Any, job: JobInfo | None, proc: Procedure
-) -> BaseCtx:
+def make_ctx(kind: Kind, app: App, unit: Unit, *, auth: Any, job: JobInfo | None, proc: Procedure) -> BaseCtx:
     """The context a ``kind`` procedure receives when it runs in ``unit``."""
     return _CTX_TYPES[kind](
         app=app,
@@ -36,8 +40,12 @@ def make_ctx(
     )
 
 
-def unit_mode_for(kind: Kind) -> Any:
-    return {"query": "none", "mutation": "buffered", "action": "immediate"}[kind]
+_UNIT_MODES: dict[Kind, Mode] = {"query": "none", "mutation": "buffered", "action": "immediate"}
+
+
+def unit_mode_for(kind: Kind) -> Mode:
+    """How a ``kind`` procedure's schedules take effect: refused, buffered or immediate."""
+    return _UNIT_MODES[kind]
 
 
 async def run_procedure(
@@ -97,3 +105,43 @@ def _kind_of(ctx: BaseCtx) -> Kind:
         if isinstance(ctx, ctx_type):
             return kind
     raise TypeError(f"not a procedure context: {ctx!r}")
+
+
+async def invoke(proc: Procedure, name: str, ctx: BaseCtx, args: Any) -> Any:
+    """Run ``proc`` in-process: input validation, middleware, handler, output validation."""
+    value = validate_input(proc, name, args)
+    outcome: list[Any] = []
+
+    async def handler(c: Any) -> Any:
+        if outcome:
+            raise CRPCError("INTERNAL_SERVER_ERROR", f"a middleware of {name} called next() twice")
+        call_args = (c, value) if proc.takes_input else (c,)
+        if proc.is_async:
+            result = await proc.fn(*call_args)
+        else:  # a plain def runs off the event loop
+            loop = asyncio.get_running_loop()
+            call = functools.partial(contextvars.copy_context().run, proc.fn, *call_args)
+            result = await loop.run_in_executor(None, call)
+        outcome.append(result)
+        return result
+
+    chain: Callable[[Any], Awaitable[Any]] = handler
+    for mw in reversed(proc.middleware):
+        chain = _bind(mw, chain)
+    await chain(ctx)
+    if not outcome:
+        raise CRPCError(
+            "INTERNAL_SERVER_ERROR",
+            f"a middleware of {name} returned without calling next(ctx) or raising an error",
+        )
+    return check_output(proc, name, outcome[0])
+
+
+def _bind(
+    mw: Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]],
+    nxt: Callable[[Any], Awaitable[Any]],
+) -> Callable[[Any], Awaitable[Any]]:
+    async def run(ctx: Any) -> Any:
+        return await mw(ctx, nxt)
+
+    return run

@@ -1,4 +1,7 @@
-"""``kitcn-temporal``: the command line (``main`` is the entry point)."""
+"""``kitcn-temporal``: the argument parser and the entry point.
+
+Layer: command line.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,12 @@ from typing import NoReturn
 
 from temporalio.service import RPCError
 
-from ._app import DEFAULT_TASK_QUEUE
-from ._errors import CRPCError
-from ._wire import STATE_KINDS
-from .cli import _commands, _crons, _serve
-from .cli._connect import CliError
-from .cli._parse import UsageError
+from .._app import DEFAULT_TASK_QUEUE
+from .._errors import CRPCError
+from .._wire import STATE_KINDS
+from . import _commands, _crons, _serve
+from ._connect import CliError
+from ._parse import UsageError
 
 PROG = "kitcn-temporal"
 DESCRIPTION = (
@@ -223,7 +226,3 @@ def main() -> NoReturn:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(status)
-
-
-if __name__ == "__main__":
-    main()

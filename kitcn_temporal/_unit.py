@@ -1,0 +1,109 @@
+"""``Unit``: one execution unit and what it schedules, buffered or immediate.
+
+Layer: execution unit: below the SQL store, which commits a unit's buffer with the
+mutation, and below the scheduler, which fills it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from typing import TYPE_CHECKING, Literal
+
+from ._errors import CRPCError
+from ._jobs import Jobs
+from ._wire import NewJob
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+#: Concurrent start requests when a mutation's buffered jobs are started.
+_FLUSH_CONCURRENCY = 32
+_JOB_ID_NAMESPACE = uuid.UUID("6f0d1a8e-4c1b-4c0e-9a57-2b1f6a9e7c31")
+
+#: ``buffered``: a mutation; ``immediate``: an action or a client; ``none``: a query.
+Mode = Literal["none", "buffered", "immediate"]
+
+
+class Unit:
+    """One execution unit and what it schedules.
+
+    ``buffered``: a mutation; schedules and cancels wait in :attr:`intents` until the
+    mutation succeeds, then :meth:`flush` applies them under job ids derived from the
+    execution id, so a retried attempt re-creates the same ids and starts nothing twice.
+    ``immediate``: an action or a client; every call takes effect at once.
+    ``none``: a query; scheduling is refused.
+    """
+
+    def __init__(
+        self,
+        mode: Mode,
+        exec_id: str,
+        jobs: Jobs,
+        *,
+        job_id: str | None = None,
+        parent: Unit | None = None,
+    ) -> None:
+        self.mode: Mode = mode
+        self.exec_id = exec_id
+        self.jobs = jobs
+        #: The job this unit runs as (an action's own job, checked for cancel requests).
+        self.job_id = job_id
+        #: The action that started this unit in-process (its cancel request applies here too).
+        self.parent = parent
+        self.schedule_calls = 0
+        self.args_bytes = 0
+        self.intents: list[NewJob | str] = []
+        self.cancel_requested = False
+        #: Set by the database store while a transaction is open for this unit.
+        self.db: AsyncSession | None = None
+
+    def reset(self) -> None:
+        """Forget what a failed attempt buffered: the next attempt's schedule calls start over."""
+        self.intents = []
+        self.schedule_calls = 0
+        self.args_bytes = 0
+
+    async def is_cancel_requested(self) -> bool:
+        """Whether the job running this unit was asked to cancel (then new jobs start canceled)."""
+        if self.cancel_requested:
+            return True
+        if self.parent is not None:
+            self.cancel_requested = await self.parent.is_cancel_requested()
+        if not self.cancel_requested and self.job_id is not None:
+            self.cancel_requested = await self.jobs.cancel_requested(self.job_id)
+        return self.cancel_requested
+
+    def next_job_id(self) -> str:
+        if self.mode == "buffered":
+            # The n-th schedule call of this execution: the same id on every attempt.
+            return str(uuid.uuid5(_JOB_ID_NAMESPACE, f"{self.exec_id}/{self.schedule_calls}"))
+        return str(uuid.uuid4())
+
+    async def flush(self) -> None:
+        """Apply a succeeded mutation's schedules and cancels (idempotent)."""
+        if not self.intents:
+            return
+        canceled = await self.is_cancel_requested() if self.parent else False
+        buffered = {i.id for i in self.intents if isinstance(i, NewJob)}
+        cancels = {i for i in self.intents if isinstance(i, str)}
+        starts = [
+            dataclasses.replace(j, canceled=True) if canceled or j.id in cancels else j
+            for j in self.intents
+            if isinstance(j, NewJob)
+        ]
+        limit = asyncio.Semaphore(_FLUSH_CONCURRENCY)
+
+        async def start(job: NewJob) -> None:
+            async with limit:
+                await self.jobs.start(job)
+
+        await asyncio.gather(*(start(j) for j in starts))
+        for job_id in cancels - buffered:
+            try:
+                await self.jobs.cancel(job_id)
+            except CRPCError as err:  # gone since the call checked it: nothing left to cancel
+                if err.code != "NOT_FOUND":
+                    raise
+        self.intents.clear()
