@@ -10,12 +10,13 @@ Layer: execution: the Temporal activity around :func:`~kitcn_temporal._run.run_p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError
 
 from ._app import App
@@ -25,15 +26,45 @@ from ._jobs import Jobs
 from ._procedures import Procedure
 from ._run import run_procedure, unit_mode_for
 from ._unit import Unit
-from ._wire import ExecInput
+from ._wire import (
+    KIND_CHANGED_ERROR,
+    NOT_COMMITTED_ERROR,
+    UNKNOWN_PROCEDURE_ERROR,
+    ExecInput,
+    timedelta_to_ms,
+    without_defaults,
+)
 
 #: Always transient: a retry may well succeed.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, RPCError)
 
 
 def procedure_activities(app: App) -> list[Callable[..., Any]]:
-    """The activities that run ``app``'s procedures, one per procedure."""
-    return [_activity_for(app, name, proc) for name, proc in app.procedures.items()]
+    """The activities that run ``app``'s procedures, one per procedure, and the one that
+    answers for a procedure this worker does not know."""
+    return [*(_activity_for(app, name, proc) for name, proc in app.procedures.items()), _unknown_procedure(app)]
+
+
+def _unknown_procedure(app: App) -> Callable[..., Any]:
+    """A dynamic activity: a job whose procedure was removed or renamed reaches it, not a
+    failed workflow task (which Temporal would retry without end)."""
+
+    async def unknown_procedure(args: Sequence[RawValue]) -> NoReturn:
+        info = activity.info()
+        raise ApplicationError(
+            f"no worker serving task queue {info.task_queue!r} knows procedure {info.activity_type!r}",
+            {
+                "procedure": info.activity_type,
+                "task_queue": info.task_queue,
+                "grace_ms": timedelta_to_ms(app.unknown_procedure_grace),
+            },
+            type=UNKNOWN_PROCEDURE_ERROR,
+            non_retryable=True,
+            # The job workflow acts on it (waits, tries other workers): no traceback in the log.
+            category=ApplicationErrorCategory.BENIGN,
+        )
+
+    return activity.defn(dynamic=True)(unknown_procedure)
 
 
 def _activity_for(app: App, name: str, proc: Procedure) -> Callable[..., Any]:
@@ -46,6 +77,8 @@ def _activity_for(app: App, name: str, proc: Procedure) -> Callable[..., Any]:
 
 async def execute(app: App, name: str, proc: Procedure, inp: ExecInput) -> Any:
     """Run one procedure execution inside its activity."""
+    if inp.kind is not None and inp.kind != proc.kind:
+        raise _kind_changed(app, name, proc, inp.kind)
     info = activity.info()
     jobs = Jobs(activity.client(), info.task_queue)
     job = None
@@ -62,15 +95,63 @@ async def execute(app: App, name: str, proc: Procedure, inp: ExecInput) -> Any:
         jobs,
         job_id=inp.job_id if proc.kind == "action" else None,
     )
+    if inp.recover_only:
+        return await _recover(app, name, unit)
     run = run_procedure(app, proc, name, unit, auth=inp.auth, job=job, args=inp.args)
     try:
         if proc.kind == "action":
             return await _keep_alive(run, unit, info.heartbeat_timeout)
-        return await run
+        return await _finish_once_committing(run, unit)
     except CRPCError as err:
         raise err.to_application_error() from None
     except Exception as err:
         raise _failure(app, proc, err) from None
+
+
+def _kind_changed(app: App, name: str, proc: Procedure, scheduled: str) -> ApplicationError:
+    """The refusal of a worker whose ``name`` is no longer the kind the job was scheduled as.
+
+    It carries the procedure's current options: the job workflow runs it again under them
+    (an action that used to be a mutation then runs at most once).
+    """
+    return ApplicationError(
+        f"{name} was scheduled as a {scheduled} but is now a {proc.kind}",
+        {"kind": proc.kind, "options": without_defaults(app.exec_options(proc))},
+        type=KIND_CHANGED_ERROR,
+        non_retryable=True,
+        category=ApplicationErrorCategory.BENIGN,
+    )
+
+
+async def _recover(app: App, name: str, unit: Unit) -> Any:
+    """A canceled mutation job's last word: the output of an attempt that committed, or none."""
+    committed, output = (False, None) if app.store is None else await app.store.recover(unit)
+    if not committed:
+        raise ApplicationError(
+            f"no attempt of {name} committed",
+            type=NOT_COMMITTED_ERROR,
+            non_retryable=True,
+            category=ApplicationErrorCategory.BENIGN,
+        )
+    await unit.flush()
+    return output
+
+
+async def _finish_once_committing(run: Any, unit: Unit) -> Any:
+    """Run a query or mutation; a cancel stops it, unless its handler already returned.
+
+    A mutation job canceled while it retries gets no new attempt, and its running attempt is
+    interrupted (its transaction rolls back) — but one that is committing finishes, so that
+    a committed mutation always starts its jobs.
+    """
+    task = asyncio.ensure_future(run)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if unit.committing and not task.done():
+            return await task
+        task.cancel()
+        raise
 
 
 def _failure(app: App, proc: Procedure, err: Exception) -> ApplicationError:

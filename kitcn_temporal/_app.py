@@ -36,6 +36,9 @@ class App:
     :param action_heartbeat_timeout: a worker lost mid-action fails its job after this long.
     :param mutation_timeout: default time limit of one mutation or query execution.
     :param action_timeout: default time limit of one action execution.
+    :param unknown_procedure_grace: how long a job whose procedure no worker knows (removed or
+        renamed by a deploy) waits for a worker that does (an older one, during a rolling
+        deploy) before it fails with an error naming the procedure.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class App:
         action_heartbeat_timeout: timedelta = timedelta(seconds=10),
         mutation_timeout: timedelta = timedelta(minutes=1),
         action_timeout: timedelta = timedelta(minutes=10),
+        unknown_procedure_grace: timedelta = timedelta(minutes=10),
     ) -> None:
         if not task_queue or not isinstance(task_queue, str):
             raise ValueError(f"task_queue must be a non-empty string, not {task_queue!r}")
@@ -58,11 +62,16 @@ class App:
         ):
             if not isinstance(value, timedelta) or value <= timedelta(0):
                 raise ValueError(f"{label} must be a positive timedelta, not {value!r}")
+        if not isinstance(unknown_procedure_grace, timedelta) or unknown_procedure_grace < timedelta(0):
+            raise ValueError(
+                f"unknown_procedure_grace must be a timedelta >= 0 (0: fail at once), not {unknown_procedure_grace!r}"
+            )
         self.task_queue = task_queue
         self.database = database
         self.action_heartbeat_timeout = action_heartbeat_timeout
         self.mutation_timeout = mutation_timeout
         self.action_timeout = action_timeout
+        self.unknown_procedure_grace = unknown_procedure_grace
         self.modules: tuple[ModuleType, ...] = tuple(modules)
         self._procedures: dict[str, Procedure] = {}
         self._names: dict[int, str] = {}

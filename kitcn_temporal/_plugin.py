@@ -19,7 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._activities import procedure_activities
 from ._app import App
-from ._workflow import CallWorkflow, ScheduledFunctionWorkflow
+from ._workflow import AnyWorkerInterceptor, CallWorkflow, ScheduledFunctionWorkflow
 
 #: Modules the workflow sandbox may share with the worker instead of re-importing per run.
 _PASSTHROUGH = ("kitcn_temporal", "pydantic", "pydantic_core", "annotated_types")
@@ -44,6 +44,8 @@ class KitcnPlugin(SimplePlugin):
             # The job and direct-call workflows; the procedures as activities.
             workflows=[ScheduledFunctionWorkflow, CallWorkflow],
             activities=procedure_activities(app),
+            # A job whose procedure this worker does not know is tried on the task queue's others.
+            interceptors=[AnyWorkerInterceptor()],
             # Our package and pydantic are deterministic to share with the sandbox.
             workflow_runner=_with_passthrough,
         )

@@ -57,13 +57,20 @@ async def run_procedure(
     database, once its transaction has committed together with the record of them).
     """
     ctx = make_ctx(proc.kind, app, unit, auth=auth, job=job, proc=proc)
+
+    async def body() -> Any:
+        output = await _encoded(proc, name, ctx, args)
+        # From here on a mutation commits and starts its jobs, whatever happens to its job.
+        unit.committing = proc.kind == "mutation"
+        return output
+
     if proc.kind == "mutation" and app.store is not None:
-        output: Any = await app.store.run_mutation(unit, name, lambda: _encoded(proc, name, ctx, args))
+        output: Any = await app.store.run_mutation(unit, name, body)
     elif proc.kind == "query" and app.store is not None:
         async with app.store.read_session(unit):
-            output = await _encoded(proc, name, ctx, args)
+            output = await body()
     else:
-        output = await _encoded(proc, name, ctx, args)
+        output = await body()
     if proc.kind == "mutation":
         await unit.flush()
     return output

@@ -18,6 +18,7 @@ from ._wire import (
     JOB_WORKFLOW,
     MEMO_ARGS,
     MEMO_ERROR,
+    MEMO_WAITING,
     SA_FUNCTION,
     SA_SCHEDULED_TIME,
     SA_STATE,
@@ -61,6 +62,8 @@ class ScheduledFunction(BaseModel):
     #: When the job was created, in ms since the epoch.
     creation_time: int | None = None
     state: JobState
+    #: Why a pending job cannot run yet (e.g. no worker knows its procedure after a deploy).
+    waiting: str | None = None
 
 
 class SystemTable:
@@ -129,6 +132,7 @@ async def to_scheduled_function(execution: WorkflowExecution) -> ScheduledFuncti
         completed_time=datetime_to_ms(execution.close_time) if execution.close_time else None,
         creation_time=datetime_to_ms(execution.start_time),
         state=JobState(kind=kind, error=error),
+        waiting=memo.get(MEMO_WAITING) if kind == "pending" else None,
     )
 
 

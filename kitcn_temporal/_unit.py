@@ -56,6 +56,9 @@ class Unit:
         self.args_bytes = 0
         self.intents: list[NewJob | str] = []
         self.cancel_requested = False
+        #: A mutation's handler has returned: its commit and its schedules must now finish,
+        #: even if the job is canceled meanwhile.
+        self.committing = False
         #: Set by the database store while a transaction is open for this unit.
         self.db: AsyncSession | None = None
 
@@ -64,6 +67,7 @@ class Unit:
         self.intents = []
         self.schedule_calls = 0
         self.args_bytes = 0
+        self.committing = False
 
     async def is_cancel_requested(self) -> bool:
         """Whether the job running this unit was asked to cancel (then new jobs start canceled)."""

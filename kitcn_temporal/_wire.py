@@ -28,6 +28,8 @@ SA_SCHEDULED_TIME = SearchAttributeKey.for_datetime("KitcnScheduledTime")
 #: ``KitcnScheduledTime`` search attribute).
 MEMO_ARGS = "args"
 MEMO_ERROR = "error"
+#: Memo field of a pending job that cannot run yet, saying why (e.g. no worker knows its procedure).
+MEMO_WAITING = "waiting"
 
 Kind = Literal["query", "mutation", "action"]
 StateKind = Literal["pending", "inProgress", "success", "failed", "canceled"]
@@ -41,6 +43,14 @@ MAX_JOB_ARGS_BYTES = PAYLOAD_LIMIT_BYTES - 16 * 1024
 
 #: Prefix of the error recorded when an action's worker is lost (Convex's wording).
 TRANSIENT_ACTION_ERROR = "transient error while executing action"
+
+#: Failure types an activity raises before running any user code, for the job workflow to act on.
+#: No worker serving the task queue knows the procedure (removed or renamed by a deploy).
+UNKNOWN_PROCEDURE_ERROR = "KitcnUnknownProcedure"
+#: The procedure's kind is not the one the job was scheduled with (changed by a deploy).
+KIND_CHANGED_ERROR = "KitcnKindChanged"
+#: A canceled mutation job's recovery found no committed attempt: the job ends canceled.
+NOT_COMMITTED_ERROR = "KitcnNotCommitted"
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,21 @@ class ExecOptions:
     #: Actions only: a worker lost mid-action fails the job after this long.
     heartbeat_ms: int | None = None
 
+    @classmethod
+    def from_dict(cls, data: Any) -> ExecOptions | None:
+        """Options sent as :func:`without_defaults` data (in a failure's details); ``None`` if malformed."""
+        try:
+            retry = dict(data.get("retry") or {})
+            retry["non_retryable_error_types"] = tuple(retry.get("non_retryable_error_types", ()))
+            return cls(
+                kind=data["kind"],
+                timeout_ms=int(data["timeout_ms"]),
+                retry=RetrySpec(**retry),
+                heartbeat_ms=data.get("heartbeat_ms"),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -119,6 +144,12 @@ class ExecInput:
     job_id: str | None = None
     scheduled_time: int | None = None
     auth: Any = None
+    #: The kind the job expects the procedure to be (``None`` from older workflows): a worker
+    #: whose procedure has another kind refuses before running any code.
+    kind: Kind | None = None
+    #: Run no code: report a committed earlier attempt (its output, its jobs started) or fail
+    #: with :data:`NOT_COMMITTED_ERROR` (a mutation job canceled while it retried).
+    recover_only: bool = False
 
 
 @dataclass(frozen=True)

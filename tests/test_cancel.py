@@ -3,6 +3,7 @@ unknown -> NOT_FOUND."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -83,3 +84,33 @@ async def test_cancel_a_direct_call_id_is_not_found(kitcn: KitcnClient, client) 
     with pytest.raises(CRPCError, match="NOT_FOUND"):
         await kitcn.scheduler.cancel(handle.id)
     await handle.terminate()
+
+
+@pytest.mark.parametrize("target", ["always_transient", "always_overruns"])
+async def test_cancel_of_a_retrying_mutation_starts_no_new_attempt_and_ends_it_canceled(
+    kitcn: KitcnClient, client, target: str
+) -> None:
+    """A mutation that keeps failing transiently, or times out on every attempt, retries
+    without end: a cancel request is its end."""
+    tok = token()
+    job_id = await kitcn.scheduler.run_after(0, f"targets.{target}", {"token": tok})
+    await wait_for(lambda: len(RUNS[tok]) >= 2, timeout=30)
+    await kitcn.scheduler.cancel(job_id)
+    job = await wait_state(kitcn, job_id, timeout=10)
+    assert job.state.kind == "canceled"
+    assert await status_of(client, job_id) == WorkflowExecutionStatus.CANCELED
+    attempts = list(RUNS[tok])
+    # Its next attempt was due within the backoff (here at most 2 s): none comes.
+    await asyncio.sleep(2.5)
+    assert RUNS[tok] == attempts
+
+
+async def test_cancel_of_an_action_between_its_retries_ends_it_canceled(kitcn: KitcnClient, client) -> None:
+    tok = token()
+    job_id = await kitcn.scheduler.run_after(0, "targets.slowly_retried_action", {"token": tok})
+    await wait_for(lambda: RUNS[tok] == [1], timeout=30)  # failed once; the next attempt is 3 s away
+    await kitcn.scheduler.cancel(job_id)
+    job = await wait_state(kitcn, job_id, timeout=10)
+    assert job.state.kind == "canceled"
+    assert await status_of(client, job_id) == WorkflowExecutionStatus.CANCELED
+    assert RUNS[tok] == [1]

@@ -112,6 +112,32 @@ async def test_a_worker_killed_between_commit_and_report_runs_the_mutation_once(
     assert [m.job_id for m in await backend.rows(Mark, tok)] == [output["mark_job"]]
 
 
+async def test_a_canceled_mutation_job_whose_attempt_committed_before_its_worker_died_ends_success(
+    backend: Backend, temporal_server: DevServer
+) -> None:
+    """docs/semantics.md §3, cancel: the committed attempt stands, and its jobs start."""
+    queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
+    proc = worker_process(
+        temporal_server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", tok
+    )
+    try:
+        doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
+        job_id = await create_caller(doomed, notes).schedule.now.add_note(token=tok)
+        assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
+        await doomed.scheduler.cancel(job_id)  # before any worker knows the attempt committed
+        async with Worker(backend.client, task_queue=queue):
+            job = await wait_state(doomed, job_id, timeout=60)
+            output = await backend.client.get_workflow_handle(job_id).result()
+            mark = await wait_state(doomed, output["mark_job"])
+    finally:
+        proc.kill()
+        proc.wait()
+    assert job.state.kind == "success"
+    assert mark.state.kind == "success"
+    assert len(await backend.rows(Note, tok)) == 1
+    assert [m.job_id for m in await backend.rows(Mark, tok)] == [output["mark_job"]]
+
+
 async def test_a_mutation_that_raises_commits_nothing_and_schedules_nothing(backend: Backend) -> None:
     tok = token()
     with pytest.raises(CRPCError) as caught:

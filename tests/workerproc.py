@@ -40,6 +40,7 @@ async def main(args: argparse.Namespace) -> int:
         task_queue=args.queue,
         database=args.database,
         action_heartbeat_timeout=timedelta(seconds=args.heartbeat),
+        unknown_procedure_grace=timedelta(seconds=args.unknown_grace),
     )
     commits = 0
 
@@ -79,6 +80,7 @@ if __name__ == "__main__":
     parser.add_argument("--database")
     parser.add_argument("--heartbeat", type=float, default=2.0)
     parser.add_argument("--graceful", type=float, default=0.0)
+    parser.add_argument("--unknown-grace", type=float, default=600.0)
     parser.add_argument("--kill-after-commits", type=int, default=0)
     parser.add_argument("--kill-after-token")
     code = asyncio.run(main(parser.parse_args()))

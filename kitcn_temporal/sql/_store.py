@@ -146,6 +146,20 @@ class Store:
             hook(unit.exec_id, output)
         return output
 
+    async def recover(self, unit: Unit) -> tuple[bool, Any]:
+        """Whether an attempt of ``unit.exec_id`` committed, and its output; its intents go to ``unit``.
+
+        Runs no handler: for a mutation job canceled while it retried, whose last attempt may
+        have committed before its worker was lost.
+        """
+        await self._ensure_ready()
+        async with self._read_sessions() as reader, reader.begin():
+            record = await _schema.find_record(reader, unit.exec_id)
+        if record is None:
+            return False, None
+        unit.intents = list(record.intents)
+        return True, record.output
+
     @asynccontextmanager
     async def read_session(self, unit: Unit) -> AsyncIterator[AsyncSession]:
         """A read-only transaction as ``unit.db`` while the block runs (a query's ``ctx.db``)."""

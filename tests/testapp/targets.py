@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 
@@ -110,3 +111,27 @@ def sync_touch(ctx, input: TokenIn) -> dict:
     """A plain def: it runs in a worker thread, off the event loop."""
     RUNS[input.token].append(threading.current_thread().name)
     return {"thread": threading.current_thread().name}
+
+
+@private_mutation.input(TokenIn).mutation
+async def always_transient(ctx, input: TokenIn) -> None:
+    """Fails with a transient error on every attempt: it retries until canceled."""
+    RUNS[input.token].append(ctx.job.attempt)
+    raise ConnectionError(f"database unreachable (attempt {ctx.job.attempt})")
+
+
+@private_mutation.input(TokenIn).timeout(timedelta(seconds=1)).mutation
+async def always_overruns(ctx, input: TokenIn) -> None:
+    """Times out on every attempt (its limit is 1 s): it retries until canceled."""
+    RUNS[input.token].append(ctx.job.attempt)
+    await asyncio.sleep(30)
+
+
+_SLOW = RetryPolicy(initial_interval=timedelta(seconds=3), maximum_attempts=5)
+
+
+@private_action.input(TokenIn).retry(_SLOW).action
+async def slowly_retried_action(ctx, input: TokenIn) -> None:
+    """Fails every attempt; attempts 3 s apart."""
+    RUNS[input.token].append(ctx.job.attempt)
+    raise RuntimeError("try again later")
