@@ -42,7 +42,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutErr
 def procedure_activities(app: App) -> list[Callable[..., Any]]:
     """The activities that run ``app``'s procedures, one per procedure, and the one that
     answers for a procedure this worker does not know."""
-    return [*(_activity_for(app, name, proc) for name, proc in app.procedures.items()), _unknown_procedure(app)]
+    return [*(activity_for(app, name, proc) for name, proc in app.procedures.items()), _unknown_procedure(app)]
 
 
 def _unknown_procedure(app: App) -> Callable[..., Any]:
@@ -67,7 +67,9 @@ def _unknown_procedure(app: App) -> Callable[..., Any]:
     return activity.defn(dynamic=True)(unknown_procedure)
 
 
-def _activity_for(app: App, name: str, proc: Procedure) -> Callable[..., Any]:
+def activity_for(app: App, name: str, proc: Procedure) -> Callable[..., Any]:
+    """The activity that runs procedure ``name``: its type is the procedure name."""
+
     async def run(inp: ExecInput) -> Any:
         return await execute(app, name, proc, inp)
 

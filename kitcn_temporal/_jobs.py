@@ -6,9 +6,12 @@ Layer: Temporal side of jobs: knows workflows and ids, not procedures or apps.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+import pydantic_core
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import (
+    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -22,10 +25,11 @@ from ._names import check_job_id
 from ._wire import (
     JOB_WORKFLOW,
     MEMO_ARGS,
+    MEMO_ARGS_LIMIT,
+    MEMO_SPEC,
     SA_FUNCTION,
     SA_SCHEDULED_TIME,
     SA_STATE,
-    JobSpec,
     NewJob,
     ms_to_datetime,
     now_ms,
@@ -48,18 +52,24 @@ class Jobs:
         """Start ``job``'s workflow; ``False`` if a workflow with its id already exists.
 
         Job ids are never reused, so a retried producer that re-starts the same id
-        starts nothing twice.
+        starts nothing twice. A keyed job whose id exists must be the same job (function
+        and arguments), else ``CRPCError(CONFLICT)``.
         """
         if self.task_queue is None:
             raise ValueError("Jobs(client) without a task_queue cannot start jobs")
         delay = job.scheduled_time - now_ms()
+        size = job.args_bytes if job.args_bytes >= 0 else len(pydantic_core.to_json(job.args))
+        memo: dict[str, Any] = {MEMO_SPEC: without_defaults(job.spec())}
+        if size <= MEMO_ARGS_LIMIT:
+            memo[MEMO_ARGS] = job.args
         try:
             handle = await self.client.start_workflow(
                 JOB_WORKFLOW,
-                without_defaults(JobSpec(job.name, job.options, job.scheduled_time, job.canceled)),
+                # The arguments alone: what the Temporal UI shows as the job's Input.
+                job.args,
                 id=job.id,
                 task_queue=self.task_queue,
-                memo={MEMO_ARGS: job.args},
+                memo=memo,
                 search_attributes=TypedSearchAttributes(
                     [
                         SearchAttributePair(SA_FUNCTION, job.name),
@@ -76,14 +86,62 @@ class Jobs:
                 # A job due now goes straight to a worker sharing this client (an activity
                 # scheduling follow-up jobs, or an in-process producer): no matching round trip.
                 request_eager_start=delay <= 0 and not job.canceled,
+                priority=Priority(priority_key=job.priority) if job.priority is not None else Priority.default,
             )
         except WorkflowAlreadyStartedError:
+            if job.key is not None:
+                await self.check_same_job(job, started=True)
             if job.canceled:  # an earlier attempt may have started it without canceling it
                 await self._request_cancel(job.id)
             return False
         if job.canceled:
             await handle.cancel()
         return True
+
+    async def check_same_job(self, job: NewJob, *, started: bool = False) -> None:
+        """``CRPCError(CONFLICT)`` unless the job under ``job.id``, if there is one, runs the same
+        function with the same arguments (what an idempotency key promises).
+
+        :param started: a workflow with this id is known to exist (its start was refused).
+        """
+        desc = await self.describe(job.id)
+        if desc is None:
+            if not started:
+                return
+            raise CRPCError(
+                "CONFLICT",
+                f"key {job.key!r} is taken by a workflow that is not a job: choose another key",
+            )
+        name = desc.typed_search_attributes.get(SA_FUNCTION)
+        if name != job.name:
+            raise CRPCError(
+                "CONFLICT",
+                f"key {job.key!r} already names a job of {name} ({job.id}): one key, one function and arguments",
+            )
+        if await self.args_of(desc) != job.args:
+            raise CRPCError(
+                "CONFLICT",
+                f"key {job.key!r} already names a job of {name} with other arguments ({job.id}): "
+                "one key, one function and arguments",
+            )
+
+    async def args_of(self, execution: WorkflowExecution) -> dict[str, Any]:
+        """A job's arguments: from its memo when small, else from its workflow's input."""
+        memo = await execution.memo()
+        if MEMO_ARGS in memo:
+            args = memo[MEMO_ARGS]
+            return args if isinstance(args, dict) else {}
+        if MEMO_SPEC not in memo:  # started by an older version: its input was the spec
+            return {}
+        async for event in self.client.get_workflow_handle(
+            execution.id, run_id=execution.run_id
+        ).fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            if payloads:
+                (args,) = await self.client.data_converter.decode(payloads[:1])
+                return args if isinstance(args, dict) else {}
+            break
+        return {}
 
     async def describe(self, job_id: str) -> WorkflowExecutionDescription | None:
         """The job's workflow description, or ``None`` if no job has this id."""

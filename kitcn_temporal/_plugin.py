@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,11 +15,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import DataConverter, DefaultPayloadConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkerConfig, WorkflowRunner
+from temporalio.worker import Worker, WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._activities import procedure_activities
 from ._app import App
+from ._flow import FlowControl
 from ._workflow import AnyWorkerInterceptor, CallWorkflow, ScheduledFunctionWorkflow
 
 #: Modules the workflow sandbox may share with the worker instead of re-importing per run.
@@ -37,6 +39,7 @@ class KitcnPlugin(SimplePlugin):
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._flow = FlowControl(app)
         super().__init__(
             "kitcn_temporal.KitcnPlugin",
             # Procedures take and return pydantic models (datetimes included).
@@ -51,13 +54,24 @@ class KitcnPlugin(SimplePlugin):
         )
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
-        """See base class; also shortens the sticky-queue timeout left at the SDK default."""
+        """See base class; also shortens the sticky-queue timeout left at the SDK default.
+
+        A side worker (the task queue of a rate- or concurrency-limited procedure) gets that
+        procedure's activity only, within its limits.
+        """
+        side = self._flow.side_procedure(config.get("task_queue"))
+        if side is not None:
+            return self._flow.configure_side_worker(config, side)
         config = super().configure_worker(config)
         if config.get("sticky_queue_schedule_to_start_timeout") in (None, _SDK_STICKY_TIMEOUT):
             # A job cached on a worker that died moves to a live worker after 3 s, not 10 s
             # (its history is a handful of events: replaying it elsewhere is cheap).
             config["sticky_queue_schedule_to_start_timeout"] = STICKY_TIMEOUT
         return config
+
+    async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:
+        """See base class; runs the side workers of the app's limited procedures beside it."""
+        await self._flow.run_beside(worker, next)
 
 
 def _pydantic_converter(existing: DataConverter | None) -> DataConverter:

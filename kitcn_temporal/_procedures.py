@@ -9,6 +9,7 @@ Layer: procedures and argument codec.
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,8 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, TypeAdapter
 from temporalio.common import RetryPolicy
 
+from ._errors import DeclarationError
+from ._names import check_procedure_name
 from ._wire import Kind
 
 Ctx = Any
@@ -55,6 +58,17 @@ class Procedure:
     home_module: str
     #: Whether the handler takes the input argument (``fn(ctx, input)``) or only ``fn(ctx)``.
     takes_input: bool
+    #: Default Temporal task priority of its jobs, 1 (first) to 5 (last); ``None``: the server's.
+    priority: int | None = None
+    #: At most this many starts per second across every worker (enforced by the server).
+    rate_limit: float | None = None
+    #: At most this many running at once in each worker process.
+    concurrency: int | None = None
+
+    @property
+    def own_queue(self) -> bool:
+        """Whether it runs on a task queue of its own (its limits are that queue's)."""
+        return self.rate_limit is not None or self.concurrency is not None
 
     @property
     def is_async(self) -> bool:
@@ -81,6 +95,9 @@ class ProcedureBuilder:
     _retry: RetryPolicy | None = None
     _transient: tuple[type[BaseException], ...] = ()
     _timeout: timedelta | None = None
+    _priority: int | None = None
+    _rate_limit: float | None = None
+    _concurrency: int | None = None
 
     def input(self, model: type[BaseModel]) -> ProcedureBuilder:
         """Validate the input with this pydantic model before the handler runs."""
@@ -105,8 +122,6 @@ class ProcedureBuilder:
 
     def name(self, name: str) -> ProcedureBuilder:
         """Override the procedure name (default ``"<module>.<function>"``)."""
-        from ._names import check_procedure_name
-
         return replace(self, _name=check_procedure_name(name))
 
     def internal(self) -> ProcedureBuilder:
@@ -136,6 +151,39 @@ class ProcedureBuilder:
             raise ValueError(f".timeout() takes a positive timedelta, not {timeout!r}")
         return replace(self, _timeout=timeout)
 
+    def priority(self, priority: int) -> ProcedureBuilder:
+        """Default Temporal task priority of its jobs: 1 (first) to 5 (last).
+
+        When jobs wait for workers, higher-priority ones start first. A schedule call's
+        ``schedule.options(priority=n)`` overrides it.
+        """
+        return replace(self, _priority=check_priority(priority, "priority"))
+
+    def rate_limit(self, *, per_second: float) -> ProcedureBuilder:
+        """At most ``per_second`` starts per second of this procedure, across every worker.
+
+        Enforced by the Temporal server on a task queue of the procedure's own (a mutation
+        then runs as a regular activity, not a local one).
+        """
+        if (
+            isinstance(per_second, bool)
+            or not isinstance(per_second, (int, float))
+            or not math.isfinite(per_second)
+            or per_second <= 0
+        ):
+            raise DeclarationError(f".rate_limit(per_second=...) takes a finite number > 0, not {per_second!r}")
+        return replace(self, _rate_limit=float(per_second))
+
+    def concurrency(self, limit: int) -> ProcedureBuilder:
+        """At most ``limit`` executions of this procedure running at once in each worker process.
+
+        A per-worker limit (the worker's slots on the procedure's own task queue): Temporal has
+        no global concurrency cap, and kitcn adds no semaphore of its own.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise DeclarationError(f".concurrency() takes a whole number >= 1, not {limit!r}")
+        return replace(self, _concurrency=limit)
+
     def query(self, fn: Handler) -> Procedure:
         """Terminal: a query (reads only; cannot schedule)."""
         return self._build("query", fn)
@@ -153,6 +201,11 @@ class ProcedureBuilder:
             raise TypeError(f"this builder makes {self.kind}s: end it with .{self.kind}(fn), not .{kind}(fn)")
         if not callable(fn):
             raise TypeError(f".{kind}() takes a function (ctx, input), not {fn!r}")
+        if kind == "query" and (self._priority, self._rate_limit, self._concurrency) != (None, None, None):
+            raise DeclarationError(
+                "a query is never scheduled: .priority(), .rate_limit() and .concurrency() are for "
+                "mutations and actions"
+            )
         takes_input, annotated_input, annotated_output = _inspect_handler(fn)
         input_model = self._input or annotated_input
         output = annotated_output if self._output is _UNSET else self._output
@@ -171,6 +224,9 @@ class ProcedureBuilder:
             timeout=self._timeout,
             home_module=sys._getframe(2).f_globals.get("__name__", fn.__module__),
             takes_input=takes_input,
+            priority=self._priority,
+            rate_limit=self._rate_limit,
+            concurrency=self._concurrency,
         )
 
 
@@ -225,3 +281,14 @@ public_action = _c.action
 private_query = _c.query.internal()
 private_mutation = _c.mutation.internal()
 private_action = _c.action.internal()
+
+
+#: Temporal's task priorities: 1 runs first, 5 last (3 when none is given).
+PRIORITIES = range(1, 6)
+
+
+def check_priority(priority: object, what: str) -> int:
+    """``priority`` if it is 1 to 5, else :class:`DeclarationError` naming ``what``."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
+        raise DeclarationError(f"{what} is 1 (first) to 5 (last), not {priority!r}")
+    return priority

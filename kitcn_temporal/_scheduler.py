@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._codec import encode_job_args
+from ._codec import encode_job_args, validate_input
 from ._errors import CRPCError
-from ._names import check_job_id
+from ._names import check_job_id, check_key
+from ._procedures import Procedure, check_priority
 from ._unit import Unit
-from ._wire import NewJob, now_ms, timedelta_to_ms
+from ._wire import NewJob, keyed_job_id, now_ms, timedelta_to_ms
 
 if TYPE_CHECKING:
     from ._app import App
@@ -25,6 +27,18 @@ MAX_SCHEDULE_CALLS = 1000
 MAX_TOTAL_ARGS_BYTES = 8 * 1024 * 1024
 #: How far ahead a job may be scheduled.
 MAX_AHEAD = timedelta(days=5 * 365 + 1)
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """How a job is scheduled beyond its time: ``schedule.options(key=, priority=, on_complete=)``."""
+
+    #: Idempotency key: the same key always gives the same job.
+    key: str | None = None
+    #: Temporal task priority, 1 (first) to 5 (last).
+    priority: int | None = None
+    #: A mutation (or its name) run once the job has ended.
+    on_complete: Procedure | str | None = None
 
 
 class Scheduler:
@@ -40,13 +54,44 @@ class Scheduler:
         self._readonly = readonly or unit.mode == "none"
         self._public_only = public_only
 
-    async def run_after(self, delay: float | timedelta, name: str, args: Any = None) -> str:
-        """Run ``name`` after ``delay`` (ms, or a timedelta); returns the job id."""
-        return await self.schedule(name, due_after(delay, name), args)
+    async def run_after(
+        self,
+        delay: float | timedelta,
+        name: str,
+        args: Any = None,
+        *,
+        key: str | None = None,
+        priority: int | None = None,
+        on_complete: Procedure | str | None = None,
+    ) -> str:
+        """Run ``name`` after ``delay`` (ms, or a timedelta); returns the job id.
 
-    async def run_at(self, timestamp: float | datetime, name: str, args: Any = None) -> str:
-        """Run ``name`` at ``timestamp`` (ms since the epoch, or an aware datetime); returns the job id."""
-        return await self.schedule(name, due_at(timestamp, name), args)
+        :param key: an idempotency key: the same key always gives the same job, started once
+            (another function or other arguments under it: ``CRPCError(CONFLICT)``).
+        :param priority: Temporal task priority, 1 (first) to 5 (last); default the
+            procedure's ``.priority()``, else the server's (3).
+        :param on_complete: a mutation run once the job has ended, whatever its state, with
+            ``{"job_id", "name", "state": {"kind", "error"}, "result"}``.
+        """
+        options = ScheduleOptions(key, priority, on_complete)
+        return await self.schedule(name, due_after(delay, name), args, options)
+
+    async def run_at(
+        self,
+        timestamp: float | datetime,
+        name: str,
+        args: Any = None,
+        *,
+        key: str | None = None,
+        priority: int | None = None,
+        on_complete: Procedure | str | None = None,
+    ) -> str:
+        """Run ``name`` at ``timestamp`` (ms since the epoch, or an aware datetime); returns the job id.
+
+        Takes the keywords of :meth:`run_after`.
+        """
+        options = ScheduleOptions(key, priority, on_complete)
+        return await self.schedule(name, due_at(timestamp, name), args, options)
 
     async def cancel(self, job_id: str) -> None:
         """Cancel a job: pending -> canceled; running -> keeps running; finished -> nothing.
@@ -63,16 +108,20 @@ class Scheduler:
         else:
             await unit.jobs.cancel(job_id)
 
-    async def schedule(self, name: str, due_ms: int, args: Any) -> str:
+    async def schedule(self, name: str, due_ms: int, args: Any, options: ScheduleOptions | None = None) -> str:
         """Schedule procedure ``name`` to run at ``due_ms``; returns the job id."""
         unit = self._unit
         self._refuse_in_query("schedule")
-        proc = self._app.get(name)
-        if self._public_only and proc.internal:
-            raise CRPCError("FORBIDDEN", f"{name} is a private procedure: this client may not schedule it")
+        proc = self._procedure(name)
         if proc.kind == "query":
             raise CRPCError("BAD_REQUEST", f"{name} is a query: queries cannot be scheduled")
+        options = options or ScheduleOptions()
         payload, size = encode_job_args(proc, name, args)
+        key = None if options.key is None else check_key(options.key, name)
+        priority = (
+            proc.priority if options.priority is None else check_priority(options.priority, f"priority of {name}")
+        )
+        callback = None if options.on_complete is None else self._callback(options.on_complete, name)
         if unit.schedule_calls + 1 > MAX_SCHEDULE_CALLS:
             raise CRPCError(
                 "BAD_REQUEST",
@@ -84,8 +133,21 @@ class Scheduler:
                 f"scheduling {name} would bring this execution's scheduled arguments to "
                 f"{unit.args_bytes + size} bytes, over the {MAX_TOTAL_ARGS_BYTES}-byte limit",
             )
-        job = NewJob(unit.next_job_id(), name, self._app.exec_options(proc), payload, due_ms)
+        job = NewJob(
+            unit.next_job_id(name) if key is None else keyed_job_id(key),
+            name,
+            self._app.exec_options(proc),
+            payload,
+            due_ms,
+            key=key,
+            priority=priority,
+            on_complete=None if callback is None else self._app.name_of(callback),
+            on_complete_options=None if callback is None else self._app.exec_options(callback),
+            args_bytes=size,
+        )
         if unit.mode == "buffered":
+            if key is not None and not await self._buffer_keyed(job):
+                return job.id  # the same keyed job, asked for twice in one mutation
             unit.intents.append(job)
         else:
             if await unit.is_cancel_requested():
@@ -94,6 +156,49 @@ class Scheduler:
         unit.schedule_calls += 1
         unit.args_bytes += size
         return job.id
+
+    def _procedure(self, name: str) -> Procedure:
+        proc = self._app.get(name)
+        if self._public_only and proc.internal:
+            raise CRPCError("FORBIDDEN", f"{name} is a private procedure: this client may not schedule it")
+        return proc
+
+    def _callback(self, on_complete: Procedure | str, name: str) -> Procedure:
+        """The ``on_complete`` mutation, checked now: it must take what a job's end gives it."""
+        callback = self._procedure(
+            self._app.name_of(on_complete) if isinstance(on_complete, Procedure) else on_complete
+        )
+        label = self._app.name_of(callback)
+        if callback.kind != "mutation":
+            raise CRPCError(
+                "BAD_REQUEST",
+                f"on_complete of {name} must be a mutation (run exactly once), not the {callback.kind} {label}",
+            )
+        sample = {"job_id": "job", "name": name, "state": {"kind": "success", "error": None}, "result": None}
+        try:
+            validate_input(callback, label, sample)
+        except CRPCError as err:
+            raise CRPCError(
+                "BAD_REQUEST",
+                f"on_complete {label} of {name} cannot take a job's completion "
+                '({"job_id", "name", "state": {"kind", "error"}, "result"}): ' + err.message,
+            ) from None
+        return callback
+
+    async def _buffer_keyed(self, job: NewJob) -> bool:
+        """Whether a mutation's keyed job is new to its buffer; ``CONFLICT`` if its key is taken
+        (by another job in the buffer, or by a job already started) for other work."""
+        for buffered in self._unit.intents:
+            if isinstance(buffered, NewJob) and buffered.id == job.id:
+                if (buffered.name, buffered.args) != (job.name, job.args):
+                    raise CRPCError(
+                        "CONFLICT",
+                        f"key {job.key!r} is used twice in this mutation for other work "
+                        f"({buffered.name} and {job.name}): one key, one function and arguments",
+                    )
+                return False
+        await self._unit.jobs.check_same_job(job)  # started already: it must be this same job
+        return True
 
     def _refuse_in_query(self, what: str) -> None:
         if self._readonly:

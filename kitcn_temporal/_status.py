@@ -16,8 +16,8 @@ from ._jobs import Jobs
 from ._names import check_procedure_name
 from ._wire import (
     JOB_WORKFLOW,
-    MEMO_ARGS,
     MEMO_ERROR,
+    MEMO_SPEC,
     MEMO_WAITING,
     SA_FUNCTION,
     SA_SCHEDULED_TIME,
@@ -25,6 +25,7 @@ from ._wire import (
     STATE_KINDS,
     StateKind,
     datetime_to_ms,
+    key_of,
 )
 
 #: What a running job's ``KitcnState`` may say (anything else reads as pending).
@@ -64,6 +65,10 @@ class ScheduledFunction(BaseModel):
     state: JobState
     #: Why a pending job cannot run yet (e.g. no worker knows its procedure after a deploy).
     waiting: str | None = None
+    #: Its idempotency key (``schedule.options(key=...)``), if it was given one.
+    key: str | None = None
+    #: Its Temporal task priority, 1 (first) to 5 (last), if one was set.
+    priority: int | None = None
 
 
 class SystemTable:
@@ -75,7 +80,7 @@ class SystemTable:
     async def get(self, job_id: str) -> ScheduledFunction | None:
         """The job with this id, or ``None`` if there is none (a malformed id raises BAD_REQUEST)."""
         desc = await Jobs(self._client).describe(job_id)
-        return None if desc is None else await to_scheduled_function(desc)
+        return None if desc is None else await to_scheduled_function(desc, Jobs(self._client))
 
     async def list(
         self, *, state: str | None = None, name: str | None = None, limit: int = 100
@@ -99,17 +104,19 @@ class SystemTable:
                 query += " AND ExecutionStatus = 'Running'"
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
             raise CRPCError("BAD_REQUEST", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, not {limit!r}")
-        rows = []
+        rows, jobs = [], Jobs(self._client)
         async for execution in self._client.list_workflows(query, limit=limit):
-            row = await to_scheduled_function(execution)
+            row = await to_scheduled_function(execution, jobs)
             if state is None or row.state.kind == state:
                 rows.append(row)
         return rows
 
 
-async def to_scheduled_function(execution: WorkflowExecution) -> ScheduledFunction:
+async def to_scheduled_function(execution: WorkflowExecution, jobs: Jobs) -> ScheduledFunction:
     """A job workflow's row: state from its execution status and ``KitcnState``."""
     memo = await execution.memo()
+    spec = memo.get(MEMO_SPEC)
+    priority = spec.get("priority") if isinstance(spec, dict) else None
     attrs = execution.typed_search_attributes
     status = execution.status
     error = None
@@ -127,12 +134,14 @@ async def to_scheduled_function(execution: WorkflowExecution) -> ScheduledFuncti
     return ScheduledFunction(
         id=execution.id,
         name=attrs.get(SA_FUNCTION) or "",
-        args=memo.get(MEMO_ARGS) or {},
+        args=await jobs.args_of(execution),
         scheduled_time=scheduled,
         completed_time=datetime_to_ms(execution.close_time) if execution.close_time else None,
         creation_time=datetime_to_ms(execution.start_time),
         state=JobState(kind=kind, error=error),
         waiting=memo.get(MEMO_WAITING) if kind == "pending" else None,
+        key=key_of(execution.id),
+        priority=priority if isinstance(priority, int) else None,
     )
 
 

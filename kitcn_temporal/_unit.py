@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from typing import TYPE_CHECKING, Literal
 
@@ -17,6 +18,8 @@ from ._wire import NewJob
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+logger = logging.getLogger("kitcn_temporal")
 
 #: Concurrent start requests when a mutation's buffered jobs are started.
 _FLUSH_CONCURRENCY = 32
@@ -79,11 +82,12 @@ class Unit:
             self.cancel_requested = await self.jobs.cancel_requested(self.job_id)
         return self.cancel_requested
 
-    def next_job_id(self) -> str:
+    def next_job_id(self, name: str) -> str:
+        """A new job's id: its function, then a unique part (the Temporal UI's list shows ids)."""
         if self.mode == "buffered":
             # The n-th schedule call of this execution: the same id on every attempt.
-            return str(uuid.uuid5(_JOB_ID_NAMESPACE, f"{self.exec_id}/{self.schedule_calls}"))
-        return str(uuid.uuid4())
+            return f"{name}-{uuid.uuid5(_JOB_ID_NAMESPACE, f'{self.exec_id}/{self.schedule_calls}')}"
+        return f"{name}-{uuid.uuid4()}"
 
     async def flush(self) -> None:
         """Apply a succeeded mutation's schedules and cancels (idempotent)."""
@@ -101,7 +105,14 @@ class Unit:
 
         async def start(job: NewJob) -> None:
             async with limit:
-                await self.jobs.start(job)
+                try:
+                    await self.jobs.start(job)
+                except CRPCError as err:
+                    if job.key is None or err.code != "CONFLICT":
+                        raise
+                    # Checked free at the schedule call; taken since by other work. The mutation
+                    # has committed: the key's job stands, this one is not started.
+                    logger.warning("not starting %s: %s", job.name, err.message)
 
         await asyncio.gather(*(start(j) for j in starts))
         for job_id in cancels - buffered:

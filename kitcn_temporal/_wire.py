@@ -24,8 +24,10 @@ SA_FUNCTION = SearchAttributeKey.for_keyword("KitcnFunction")
 SA_STATE = SearchAttributeKey.for_keyword("KitcnState")
 SA_SCHEDULED_TIME = SearchAttributeKey.for_datetime("KitcnScheduledTime")
 
-#: Memo fields of a job: its arguments and, once failed, the error (its due time is the
-#: ``KitcnScheduledTime`` search attribute).
+#: Memo fields of a job: what it runs (its :class:`JobSpec`), its arguments when they are
+#: small (the workflow's input always holds them) and, once failed, the error (its due time
+#: is the ``KitcnScheduledTime`` search attribute).
+MEMO_SPEC = "kitcn"
 MEMO_ARGS = "args"
 MEMO_ERROR = "error"
 #: Memo field of a pending job that cannot run yet, saying why (e.g. no worker knows its procedure).
@@ -36,6 +38,10 @@ StateKind = Literal["pending", "inProgress", "success", "failed", "canceled"]
 #: Every state a job can be in, in the order a job moves through them.
 STATE_KINDS: tuple[StateKind, ...] = get_args(StateKind)
 
+#: Arguments up to this size (encoded) are also kept in the job's memo, so that listing jobs
+#: shows them without reading histories; larger ones are read from the workflow's input.
+#: (The SDK warns about memos over 2 KiB.)
+MEMO_ARGS_LIMIT = 1024
 #: The payload limit of Temporal's default server configuration (``limit.blobSize.error``).
 PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024
 #: One job's encoded arguments must leave room for the rest of its start request.
@@ -94,6 +100,9 @@ class ExecOptions:
     retry: RetrySpec = RetrySpec()
     #: Actions only: a worker lost mid-action fails the job after this long.
     heartbeat_ms: int | None = None
+    #: Runs on a task queue of its own (``<queue>@<procedure>``), whose workers enforce its
+    #: ``.rate_limit()`` and ``.concurrency()`` (a mutation then runs as a regular activity).
+    own_queue: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> ExecOptions | None:
@@ -106,6 +115,7 @@ class ExecOptions:
                 timeout_ms=int(data["timeout_ms"]),
                 retry=RetrySpec(**retry),
                 heartbeat_ms=data.get("heartbeat_ms"),
+                own_queue=bool(data.get("own_queue", False)),
             )
         except (AttributeError, KeyError, TypeError, ValueError):
             return None
@@ -113,7 +123,10 @@ class ExecOptions:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """Input of the job workflow. The job's arguments live in its memo."""
+    """What the job workflow runs: the procedure and how. It travels in the job's memo
+    (:data:`MEMO_SPEC`), so that the workflow's input is the job's arguments alone (the
+    Temporal UI's Input panel then shows them); jobs started by older versions carry it as
+    their input instead."""
 
     name: str
     options: ExecOptions
@@ -121,6 +134,28 @@ class JobSpec:
     scheduled_time: int | None
     #: Created canceled: the job records ``canceled`` and never runs.
     canceled: bool = False
+    #: Temporal task priority, 1 (first) to 5 (last); ``None``: the server's default (3).
+    priority: int | None = None
+    #: A mutation run once the job has ended, whatever its state (``schedule.options(on_complete=)``).
+    on_complete: str | None = None
+    on_complete_options: ExecOptions | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> JobSpec:
+        """A spec sent as (possibly :func:`without_defaults`) data."""
+        options = ExecOptions.from_dict(data["options"])
+        callback = data.get("on_complete_options")
+        if options is None:
+            raise ValueError(f"malformed job options {data['options']!r}")
+        return cls(
+            name=data["name"],
+            options=options,
+            scheduled_time=data.get("scheduled_time"),
+            canceled=bool(data.get("canceled", False)),
+            priority=data.get("priority"),
+            on_complete=data.get("on_complete"),
+            on_complete_options=None if callback is None else ExecOptions.from_dict(callback),
+        )
 
 
 @dataclass(frozen=True)
@@ -163,11 +198,49 @@ class NewJob:
     #: Due time, ms since the epoch.
     scheduled_time: int
     canceled: bool = False
+    #: Its idempotency key (then its id is :func:`keyed_job_id` of it).
+    key: str | None = None
+    priority: int | None = None
+    on_complete: str | None = None
+    on_complete_options: ExecOptions | None = None
+    #: The encoded size of ``args`` in bytes (``-1``: unknown, measure when needed).
+    args_bytes: int = -1
+
+    def spec(self) -> JobSpec:
+        """What the job's workflow runs."""
+        return JobSpec(
+            self.name,
+            self.options,
+            self.scheduled_time,
+            self.canceled,
+            self.priority,
+            self.on_complete,
+            self.on_complete_options,
+        )
 
     def summary(self) -> str:
         """The job's one-line summary in the Temporal UI: its function and when it runs."""
         when = ms_to_datetime(self.scheduled_time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         return f"{self.name} at {when} UTC" + (" (canceled)" if self.canceled else "")
+
+
+def procedure_queue(task_queue: str, name: str) -> str:
+    """The task queue of its own that a rate- or concurrency-limited procedure runs on."""
+    return f"{task_queue}@{name}"
+
+
+#: Prefix of a keyed job's id: the key space is the namespace's, whatever the function.
+KEYED_JOB_PREFIX = "key:"
+
+
+def keyed_job_id(key: str) -> str:
+    """The job id that idempotency key ``key`` always gives."""
+    return KEYED_JOB_PREFIX + key
+
+
+def key_of(job_id: str) -> str | None:
+    """The idempotency key a job id was made from, or ``None``."""
+    return job_id[len(KEYED_JOB_PREFIX) :] if job_id.startswith(KEYED_JOB_PREFIX) else None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

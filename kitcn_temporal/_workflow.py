@@ -41,6 +41,7 @@ from ._wire import (
     KIND_CHANGED_ERROR,
     MEMO_ARGS,
     MEMO_ERROR,
+    MEMO_SPEC,
     MEMO_WAITING,
     NOT_COMMITTED_ERROR,
     SA_SCHEDULED_TIME,
@@ -53,6 +54,7 @@ from ._wire import (
     JobSpec,
     StateKind,
     datetime_to_ms,
+    procedure_queue,
 )
 
 
@@ -66,8 +68,13 @@ class ScheduledFunctionWorkflow:
     """
 
     @workflow.run
-    async def run(self, spec: JobSpec) -> Any:
+    async def run(self, input: dict[str, Any]) -> Any:
         info = workflow.info()
+        packed: dict[str, Any] | None = workflow.memo_value(MEMO_SPEC, None, type_hint=dict)
+        if packed is not None:  # the input is the job's arguments, the spec in the memo
+            spec, args = JobSpec.from_dict(packed), input
+        else:  # started by an older version: the input is the spec, the arguments in the memo
+            spec, args = JobSpec.from_dict(input), workflow.memo_value(MEMO_ARGS, {}, type_hint=dict)
         updates: list[SearchAttributeUpdate[Any]] = []
         scheduled = spec.scheduled_time
         if scheduled is None:  # a cron run: due when the schedule started it
@@ -86,7 +93,6 @@ class ScheduledFunctionWorkflow:
             if not spec.canceled:
                 _record("canceled", updates)
             raise
-        args: dict[str, Any] = workflow.memo_value(MEMO_ARGS, {}, type_hint=dict)
         inp = ExecInput(args=args, exec_id=info.workflow_id, job_id=info.workflow_id, scheduled_time=scheduled)
         # A mutation canceled once due may have had an attempt on a worker since lost: the
         # cancel reaches it in the execution, which looks for a committed attempt.
@@ -288,11 +294,13 @@ def _start(
     timeout = timedelta(milliseconds=options.timeout_ms)
     retry = options.retry.to_policy()
     wait = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-    if options.kind == "action" or remote:
+    if options.kind == "action" or remote or options.own_queue:
         return workflow.start_activity(
             name,
             inp,
             activity_id=remote,
+            # A rate-limited or concurrency-limited procedure has a task queue of its own.
+            task_queue=procedure_queue(workflow.info().task_queue, name) if options.own_queue else None,
             start_to_close_timeout=timeout,
             heartbeat_timeout=None if options.heartbeat_ms is None else timedelta(milliseconds=options.heartbeat_ms),
             retry_policy=retry,

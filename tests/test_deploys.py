@@ -94,14 +94,17 @@ async def test_a_cancel_ends_a_job_waiting_for_a_worker_that_knows_its_procedure
     assert await status_of(producer.client, job_id) == WorkflowExecutionStatus.CANCELED
 
 
-async def test_during_a_rolling_deploy_an_older_worker_that_knows_the_procedure_runs_the_job(
+async def test_a_worker_that_knows_the_procedure_again_within_the_grace_period_runs_the_job(
     temporal_server: DevServer, producer: KitcnClient, workers: list, queue: str, tmp_path: Path
 ) -> None:
+    """A deploy rolled back within the grace period: the waiting job runs on the restored version."""
     ledger = tmp_path / "ledger"
     job_id = await producer.scheduler.run_after(0, "deploy.removed", {"ledger": str(ledger)})
-    start_worker(temporal_server, workers, "deployapp_v2", queue, grace="600")
+    new = start_worker(temporal_server, workers, "deployapp_v2", queue, grace="600")
     await waiting_row(producer, job_id)
-    start_worker(temporal_server, workers, "deployapp_v1", queue)  # both versions now serve the queue
+    start_worker(temporal_server, workers, "deployapp_v1", queue)
+    new.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(new.wait)
     job = await wait_state(producer, job_id, timeout=60)
     assert job.state.kind == "success"
     assert job.waiting is None

@@ -124,6 +124,7 @@ async def serve(client: Client, app: App, stopper: Stopper, graceful_s: float, b
         stop.cancel()
         if not running.done():
             await worker.shutdown()
+            await asyncio.wait([running])  # plugins finish after the worker (its side workers)
         if app.store is not None:  # close the app database's connections once nothing runs
             await app.store.dispose()
     try:
