@@ -31,7 +31,7 @@ from ._procedures import (
 )
 from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, Scheduler
 from ._setup import SetupError, SetupReport, setup_namespace
-from ._status import JobState, ScheduledFunction, SystemTable
+from ._status import JobState, PaginationResult, ScheduledFunction, SystemTable
 from ._wire import JOB_WORKFLOW, STATE_KINDS
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "KitcnPlugin",
     "Middleware",
     "MutationCtx",
+    "PaginationResult",
     "Procedure",
     "ProcedureBuilder",
     "QueryCtx",
