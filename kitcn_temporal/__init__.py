@@ -12,6 +12,7 @@ from ._app import DEFAULT_TASK_QUEUE, App
 from ._caller import Caller, create_caller
 from ._client import KitcnClient
 from ._context import ActionCtx, BaseCtx, JobInfo, MutationCtx, QueryCtx
+from ._cron_owner import CronConflictError
 from ._cron_sync import CronStatus, SyncReport
 from ._crons import CronJob, CronJobs, cron_jobs
 from ._errors import ERROR_CODES, CRPCError, ErrorCode
@@ -47,6 +48,7 @@ __all__ = [
     "BaseCtx",
     "CRPCError",
     "Caller",
+    "CronConflictError",
     "CronJob",
     "CronJobs",
     "CronStatus",

@@ -369,6 +369,15 @@ async def test_crons_sync_creates_then_changes_nothing(
     assert again.json() == {"created": [], "updated": [], "deleted": [], "unchanged": [j.name for j in cli_crons]}
 
 
+async def test_crons_sync_of_a_name_another_app_holds_is_one_line_naming_both(
+    address: str, app: App, app_args: list[str], synced_cli_crons: None
+) -> None:
+    await cli(address, "crons", "sync", *app_args, "--crons", "clicrons:crons")
+    other = ["--app", "testapp", "--task-queue", "another-service", "--app-name", "billing"]
+    result = await cli(address, "crons", "sync", *other, "--crons", "clicrons:crons")
+    assert_one_line_error(result, "cron 'cli hourly tick' of app 'billing'", f"belongs to app {app.name!r}")
+
+
 async def test_crons_list_shows_spec_next_runs_and_last_run(
     address: str, app_args: list[str], client: Client, kitcn: KitcnClient, synced_cli_crons: None
 ) -> None:

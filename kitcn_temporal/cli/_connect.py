@@ -43,6 +43,8 @@ def load_app(args: argparse.Namespace) -> App:
         options["task_queue"] = args.task_queue
     if args.database:
         options["database"] = args.database
+    if args.app_name:
+        options["name"] = args.app_name
     try:
         return App.discover(args.app, **options)
     except ModuleNotFoundError as err:

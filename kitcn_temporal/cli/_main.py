@@ -134,6 +134,11 @@ def _app_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("app")
     group.add_argument("--app", default="activities", help="the app package, imported from here (default activities)")
     group.add_argument("--task-queue", help=f"the task queue (default: the app's, {DEFAULT_TASK_QUEUE!r})")
+    group.add_argument(
+        "--app-name",
+        metavar="NAME",
+        help="the app's identity for its crons in a shared namespace (default: the task queue)",
+    )
     group.add_argument("--database", metavar="URL", help="SQLAlchemy URL for exactly-once mutations")
 
 
