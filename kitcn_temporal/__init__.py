@@ -31,6 +31,7 @@ from ._procedures import (
     public_query,
 )
 from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, Scheduler
+from ._script import run
 from ._setup import SetupError, SetupReport, setup_namespace
 from ._status import JobState, PaginationResult, ScheduledFunction, SystemTable
 from ._wire import JOB_WORKFLOW, STATE_KINDS
@@ -78,5 +79,6 @@ __all__ = [
     "public_action",
     "public_mutation",
     "public_query",
+    "run",
     "setup_namespace",
 ]
