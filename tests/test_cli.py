@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import pty
@@ -306,6 +307,28 @@ MISTAKES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         ["run", "shapes.add", "--app", "testapp", "--task-queue", "nobody-serves-this", "--args", '{"x": 1, "y": 1}'],
         ("no worker serves task queue 'nobody-serves-this'",),
     ),
+    "a garbage address": (
+        ["jobs", "list", "--address", "garbage address"],
+        ("'garbage address' is not a Temporal address",),
+    ),
+    "jobs get in an unknown namespace": (
+        ["jobs", "get", "some-job", "--namespace", "nowhere"],
+        ("namespace 'nowhere' does not exist at 127.0.0.1:",),
+    ),
+    "jobs cancel in an unknown namespace": (
+        ["jobs", "cancel", "some-job", "--namespace", "nowhere"],
+        ("namespace 'nowhere' does not exist at 127.0.0.1:",),
+    ),
+    "jobs list in an unknown namespace": (
+        ["jobs", "list", "--namespace", "nowhere"],
+        ("namespace 'nowhere' does not exist at 127.0.0.1:",),
+    ),
+    "a negative --after": (
+        ["schedule", "targets.touch", "--app", "testapp", "--after", "-5s", "--args", '{"token": "t"}'],
+        ("--after '-5s' must be >= 0",),
+    ),
+    "--all with --limit": (["jobs", "list", "--all", "--limit", "5"], ("--all lists every job: drop --limit",)),
+    "a malformed cursor": (["jobs", "list", "--cursor", "not-a-cursor"], ("invalid cursor 'not-a-cursor'",)),
     "crons that are not a cron_jobs() set": (
         ["crons", "list", "--app", "testapp", "--crons", "clicrons:not_crons"],
         ("not a cron_jobs() set",),
@@ -333,10 +356,21 @@ def test_durations_take_units_or_milliseconds(text: str, ms: float) -> None:
     assert parse_duration_ms(text) == ms
 
 
-@pytest.mark.parametrize("text", ["", "-5s", "5 s", "5w", "1e3", "soon"])
+@pytest.mark.parametrize("text", ["", "5 s", "5w", "1e3", "soon", "--5s"])
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(UsageError, match="not a duration"):
         parse_duration_ms(text)
+
+
+@pytest.mark.parametrize("text", ["-5s", "-1", "-0.5m"])
+def test_negative_durations_must_be_at_least_zero(text: str) -> None:
+    with pytest.raises(UsageError, match=f"--after '{text}' must be >= 0"):
+        parse_duration_ms(text)
+
+
+async def test_version_prints_the_installed_version(address: str) -> None:
+    result = await cli(address, "--version")
+    assert (result.code, result.out) == (0, f"kitcn-temporal {importlib.metadata.version('kitcn-temporal')}\n")
 
 
 @pytest.mark.parametrize(
