@@ -12,13 +12,13 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleDescription,
     ScheduleIntervalSpec,
     ScheduleSpec,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
 from conftest import make_app
+from helpers import describe_schedule as describe
 from helpers import token
 from kitcn_temporal import App, CronConflictError, CronJobs, cron_jobs
 from kitcn_temporal._cron_owner import MEMO_CRON, Owner
@@ -51,15 +51,6 @@ def daily(*names: str, tok: str = "t") -> CronJobs:
     for name in names:
         crons.daily(name, {"hour_utc": 4, "minute_utc": 30}, cronjobs.tick, {"token": tok})
     return crons
-
-
-async def describe(client: Client, schedule_id: str) -> ScheduleDescription | None:
-    try:
-        return await client.get_schedule_handle(schedule_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
 
 
 async def listed(client: Client, *schedule_ids: str) -> bool:
