@@ -12,6 +12,7 @@ from ._app import DEFAULT_TASK_QUEUE, App
 from ._caller import Caller, create_caller
 from ._client import KitcnClient
 from ._context import ActionCtx, BaseCtx, JobInfo, MutationCtx, QueryCtx
+from ._cron_owner import CronConflictError
 from ._cron_sync import CronStatus, SyncReport
 from ._crons import CronJob, CronJobs, cron_jobs
 from ._errors import ERROR_CODES, CRPCError, ErrorCode
@@ -30,8 +31,9 @@ from ._procedures import (
     public_query,
 )
 from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, Scheduler
+from ._script import run
 from ._setup import SetupError, SetupReport, setup_namespace
-from ._status import JobState, ScheduledFunction, SystemTable
+from ._status import JobState, PaginationResult, ScheduledFunction, SystemTable
 from ._wire import JOB_WORKFLOW, STATE_KINDS
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "BaseCtx",
     "CRPCError",
     "Caller",
+    "CronConflictError",
     "CronJob",
     "CronJobs",
     "CronStatus",
@@ -57,6 +60,7 @@ __all__ = [
     "KitcnPlugin",
     "Middleware",
     "MutationCtx",
+    "PaginationResult",
     "Procedure",
     "ProcedureBuilder",
     "QueryCtx",
@@ -75,5 +79,6 @@ __all__ = [
     "public_action",
     "public_mutation",
     "public_query",
+    "run",
     "setup_namespace",
 ]

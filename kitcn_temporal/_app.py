@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Where jobs and direct calls run unless the app says otherwise.
 DEFAULT_TASK_QUEUE = "kitcn"
+#: Threads of each plain ``def`` procedure's own pool, unless ``App(sync_handler_threads=...)``.
+DEFAULT_SYNC_HANDLER_THREADS = 8
 
 
 class App:
@@ -31,6 +33,8 @@ class App:
     :param package: the app package the names are relative to; by default each
         module's last dotted component (``activities.orders`` -> ``orders``).
     :param task_queue: the Temporal task queue that runs jobs and direct calls.
+    :param name: the app's identity in a shared namespace: its crons' schedules record it,
+        and a crons sync touches only the schedules of its own app. Default: ``task_queue``.
     :param database: optional SQLAlchemy URL of the app's database, for exactly-once
         mutations through ``ctx.db`` (needs the ``sql`` extra; see :mod:`kitcn_temporal.sql`).
     :param action_heartbeat_timeout: a worker lost mid-action fails its job after this long.
@@ -39,6 +43,10 @@ class App:
     :param unknown_procedure_grace: how long a job whose procedure no worker knows (removed or
         renamed by a deploy) waits for a worker that does (an older one, during a rolling
         deploy) before it fails with an error naming the procedure.
+    :param sync_handler_threads: the threads each plain ``def`` procedure has to itself (its own
+        pool: a stuck handler can exhaust only its own). An attempt that ends (timeout, cancel)
+        while its thread still runs frees its place for new attempts, up to as many such
+        threads again; beyond, new attempts wait for a thread.
     """
 
     def __init__(
@@ -52,9 +60,19 @@ class App:
         mutation_timeout: timedelta = timedelta(minutes=1),
         action_timeout: timedelta = timedelta(minutes=10),
         unknown_procedure_grace: timedelta = timedelta(minutes=10),
+        name: str | None = None,
+        sync_handler_threads: int = DEFAULT_SYNC_HANDLER_THREADS,
     ) -> None:
         if not task_queue or not isinstance(task_queue, str):
             raise ValueError(f"task_queue must be a non-empty string, not {task_queue!r}")
+        if name is not None and (not isinstance(name, str) or not name.strip() or not name.isprintable()):
+            raise ValueError(f"name must be a printable, non-empty string (or None for the task queue), not {name!r}")
+        if (
+            isinstance(sync_handler_threads, bool)
+            or not isinstance(sync_handler_threads, int)
+            or sync_handler_threads < 1
+        ):
+            raise ValueError(f"sync_handler_threads must be a positive integer, not {sync_handler_threads!r}")
         for label, value in (
             ("action_heartbeat_timeout", action_heartbeat_timeout),
             ("mutation_timeout", mutation_timeout),
@@ -67,6 +85,9 @@ class App:
                 f"unknown_procedure_grace must be a timedelta >= 0 (0: fail at once), not {unknown_procedure_grace!r}"
             )
         self.task_queue = task_queue
+        #: The app's identity for its crons (``name``, else the task queue).
+        self.name = task_queue if name is None else name
+        self.sync_handler_threads = sync_handler_threads
         self.database = database
         self.action_heartbeat_timeout = action_heartbeat_timeout
         self.mutation_timeout = mutation_timeout
@@ -171,4 +192,5 @@ class App:
         )
 
     def __repr__(self) -> str:
-        return f"App({len(self._procedures)} procedures, task_queue={self.task_queue!r})"
+        named = "" if self.name == self.task_queue else f", name={self.name!r}"
+        return f"App({len(self._procedures)} procedures, task_queue={self.task_queue!r}{named})"

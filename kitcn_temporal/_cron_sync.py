@@ -2,7 +2,9 @@
 
 Temporal rewrites a schedule's cron strings into calendars, so a described spec never
 equals the declared one: each schedule's action memo carries a hash of its declaration,
-and a sync rewrites only the schedules whose hash differs.
+and a sync rewrites only the schedules whose hash differs. A sync touches only the schedules
+of its own app (``_cron_owner``): a declared name another app's schedule holds is an error,
+raised before anything is written.
 
 Layer: crons, with ``_crons``.
 """
@@ -18,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     Schedule,
@@ -39,6 +40,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ._app import App
 from ._client import KitcnClient
+from ._cron_owner import MEMO_CRON, Holder, Owner, action_memo_field, conflict, holder_of, listed_holder
 from ._errors import CRPCError
 from ._plugin import KitcnPlugin
 from ._status import ScheduledFunction, SystemTable
@@ -47,15 +49,15 @@ from ._wire import JOB_WORKFLOW, MEMO_ARGS, SA_FUNCTION, SA_STATE, JobSpec
 if TYPE_CHECKING:
     from ._crons import CronJob
 
-#: Every cron's schedule id starts with this; a sync deletes such schedules no longer declared.
+#: Every cron's schedule id starts with this; a sync deletes its app's such schedules no
+#: longer declared.
 SCHEDULE_ID_PREFIX = "kitcn-cron:"
-#: Memo field of a cron's schedule action, so also of each of its runs: what was declared.
-MEMO_CRON = "kitcnCron"
 #: Runs missed while Temporal was unavailable are dropped after this long (Temporal's minimum
 #: is 10 s): a cron does not catch up, it waits for its next time.
 CATCHUP_WINDOW = timedelta(minutes=1)
-#: Part of every declaration hash: bump it when the schedules this module builds change shape.
-_SCHEDULE_FORMAT = 1
+#: Part of every declaration hash: bump it when the schedules this module builds change shape
+#: (2: the action memo names the owning app, so an older schedule is rewritten once, adopted).
+_SCHEDULE_FORMAT = 2
 
 SyncOutcome = Literal["created", "updated", "unchanged"]
 
@@ -95,7 +97,7 @@ class CronStatus(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     #: Declared in code; ``False`` for a schedule the next sync deletes.
     declared: bool
-    #: Its schedule exists in Temporal.
+    #: Its schedule exists in Temporal (and belongs to this app).
     synced: bool
     #: The schedule matches the declaration (``False`` until synced, or after a change).
     up_to_date: bool
@@ -106,6 +108,8 @@ class CronStatus(BaseModel):
     next_runs: list[datetime]
     #: The job of the most recent run, or ``None`` before the first.
     last_run: ScheduledFunction | None = None
+    #: Who holds the schedule of this name when it is not this app (a sync refuses the cron).
+    held_by: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +120,7 @@ class _Plan:
     function: str
     schedule: Schedule
     digest: str
+    owner: Owner
 
 
 def resolve_target(client: KitcnClient | Client, app: App | None, task_queue: str | None) -> tuple[Client, App, str]:
@@ -136,7 +141,7 @@ def resolve_target(client: KitcnClient | Client, app: App | None, task_queue: st
     return client, app, task_queue or app.task_queue
 
 
-def _plan(job: CronJob, app: App, task_queue: str) -> _Plan:
+def _plan(job: CronJob, app: App, owner: Owner) -> _Plan:
     try:
         function = app.name_of(job.procedure)
     except CRPCError as err:
@@ -150,7 +155,8 @@ def _plan(job: CronJob, app: App, task_queue: str) -> _Plan:
         "function": function,
         "args": job.args,
         "options": dataclasses.asdict(options),
-        "taskQueue": task_queue,
+        "taskQueue": owner.task_queue,
+        "app": owner.app,
         "catchupWindowMs": CATCHUP_WINDOW // timedelta(milliseconds=1),
     }
     digest = hashlib.sha256(json.dumps(declaration, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -164,10 +170,11 @@ def _plan(job: CronJob, app: App, task_queue: str) -> _Plan:
         # No due time: each run is due when the schedule starts it.
         JobSpec(function, options, None),
         id=job.schedule_id,
-        task_queue=task_queue,
+        task_queue=owner.task_queue,
         memo={
             MEMO_ARGS: job.args,
             MEMO_CRON: {
+                **owner.record(),
                 "name": job.name,
                 "kind": job.kind,
                 "spec": job.spec,
@@ -183,17 +190,25 @@ def _plan(job: CronJob, app: App, task_queue: str) -> _Plan:
     )
     # SKIP: no run starts while the previous one is still going.
     policy = SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=CATCHUP_WINDOW)
-    return _Plan(job, function, Schedule(action=action, spec=spec, policy=policy), digest)
+    return _Plan(job, function, Schedule(action=action, spec=spec, policy=policy), digest, owner)
 
 
 async def sync_crons(jobs: Sequence[CronJob], client: Client, app: App, task_queue: str) -> SyncReport:
-    """Create, update and delete ``kitcn-cron:`` schedules until they match ``jobs``."""
-    plans = [_plan(job, app, task_queue) for job in jobs]  # every target resolves before a write
+    """Create, update and delete this app's ``kitcn-cron:`` schedules until they match ``jobs``.
+
+    Every target resolves, and no declared name is another app's, before the first write.
+    """
+    owner = Owner(app.name, task_queue)
+    plans = [_plan(job, app, owner) for job in jobs]
+    found = await asyncio.gather(*(_describe(client.get_schedule_handle(p.job.schedule_id)) for p in plans))
+    for plan, desc in zip(plans, found, strict=True):
+        if desc is not None:
+            await _require_own(client, plan, desc)
     report = SyncReport()
-    for plan in plans:
-        outcome = await _apply(client, plan)
+    for plan, desc in zip(plans, found, strict=True):
+        outcome = await _apply(client, plan, desc)
         getattr(report, outcome).append(plan.job.name)
-    for schedule_id in await _stale_ids(client, {p.job.schedule_id for p in plans}):
+    for schedule_id in await _stale_ids(client, {p.job.schedule_id for p in plans}, owner):
         try:
             await client.get_schedule_handle(schedule_id).delete()
         except RPCError as err:
@@ -204,15 +219,21 @@ async def sync_crons(jobs: Sequence[CronJob], client: Client, app: App, task_que
     return report
 
 
-async def _apply(client: Client, plan: _Plan) -> SyncOutcome:
+async def _require_own(client: Client, plan: _Plan, desc: ScheduleDescription) -> None:
+    holder = await holder_of(client, desc)
+    if not holder.belongs_to(plan.owner):
+        raise conflict(plan.job.name, plan.job.schedule_id, holder, plan.owner)
+
+
+async def _apply(client: Client, plan: _Plan, desc: ScheduleDescription | None) -> SyncOutcome:
     handle = client.get_schedule_handle(plan.job.schedule_id)
-    desc = await _describe(handle)
     if desc is None:
         try:
-            await client.create_schedule(handle.id, plan.schedule)
+            await client.create_schedule(handle.id, plan.schedule, memo={MEMO_CRON: plan.owner.record()})
             return "created"
         except ScheduleAlreadyRunningError:  # created meanwhile by a concurrent sync
             desc = await handle.describe()
+            await _require_own(client, plan, desc)
     if await _declared_hash(client, desc) == plan.digest:
         return "unchanged"
     changed = False
@@ -231,10 +252,11 @@ async def _apply(client: Client, plan: _Plan) -> SyncOutcome:
 
 
 async def cron_statuses(jobs: Sequence[CronJob], client: Client, app: App, task_queue: str) -> list[CronStatus]:
-    """One row per declared cron, then one per stale ``kitcn-cron:`` schedule."""
-    plans = [_plan(job, app, task_queue) for job in jobs]
+    """One row per declared cron, then one per stale ``kitcn-cron:`` schedule of this app."""
+    owner = Owner(app.name, task_queue)
+    plans = [_plan(job, app, owner) for job in jobs]
     declared = await asyncio.gather(*(_declared_status(client, plan) for plan in plans))
-    stale_ids = await _stale_ids(client, {p.job.schedule_id for p in plans})
+    stale_ids = await _stale_ids(client, {p.job.schedule_id for p in plans}, owner)
     stale = await asyncio.gather(*(_stale_status(client, schedule_id) for schedule_id in stale_ids))
     return [*declared, *(row for row in stale if row is not None)]
 
@@ -257,6 +279,9 @@ async def _declared_status(client: Client, plan: _Plan) -> CronStatus:
     desc = await _describe(client.get_schedule_handle(job.schedule_id))
     if desc is None:
         return row
+    holder = await holder_of(client, desc)
+    if not holder.belongs_to(plan.owner):
+        return row.model_copy(update={"held_by": holder.label()})
     return row.model_copy(
         update={
             "synced": True,
@@ -270,9 +295,9 @@ async def _stale_status(client: Client, schedule_id: str) -> CronStatus | None:
     desc = await _describe(client.get_schedule_handle(schedule_id))
     if desc is None:
         return None
-    declared = await _memo_field(client, desc, MEMO_CRON)
+    declared = await action_memo_field(client, desc, MEMO_CRON)
     info = declared if isinstance(declared, dict) else {}
-    args = await _memo_field(client, desc, MEMO_ARGS)
+    args = await action_memo_field(client, desc, MEMO_ARGS)
     return CronStatus(
         name=schedule_id[len(SCHEDULE_ID_PREFIX) :],
         schedule_id=schedule_id,
@@ -303,13 +328,19 @@ async def _live_fields(client: Client, desc: ScheduleDescription) -> dict[str, A
     }
 
 
-async def _stale_ids(client: Client, declared: set[str]) -> list[str]:
-    """``kitcn-cron:`` schedules not in ``declared``, from Temporal's (lagging) list."""
-    return [
-        entry.id
-        async for entry in await client.list_schedules()
-        if entry.id.startswith(SCHEDULE_ID_PREFIX) and entry.id not in declared
-    ]
+async def _stale_ids(client: Client, declared: set[str], owner: Owner) -> list[str]:
+    """``owner``'s ``kitcn-cron:`` schedules not in ``declared``, from Temporal's (lagging) list."""
+    stale = []
+    async for entry in await client.list_schedules():
+        if not entry.id.startswith(SCHEDULE_ID_PREFIX) or entry.id in declared:
+            continue
+        holder: Holder | None = await listed_holder(entry)
+        if holder is None:  # a schedule that records no owner in its memo: ask its action
+            desc = await _describe(client.get_schedule_handle(entry.id))
+            holder = None if desc is None else await holder_of(client, desc)
+        if holder is not None and holder.belongs_to(owner):
+            stale.append(entry.id)
+    return stale
 
 
 async def _describe(handle: ScheduleHandle) -> ScheduleDescription | None:
@@ -322,16 +353,5 @@ async def _describe(handle: ScheduleHandle) -> ScheduleDescription | None:
 
 
 async def _declared_hash(client: Client, desc: ScheduleDescription) -> str | None:
-    declared = await _memo_field(client, desc, MEMO_CRON)
+    declared = await action_memo_field(client, desc, MEMO_CRON)
     return declared.get("hash") if isinstance(declared, dict) else None
-
-
-async def _memo_field(client: Client, desc: ScheduleDescription, key: str) -> Any:
-    """A field of the schedule action's memo, which ``describe()`` returns still encoded."""
-    action = desc.schedule.action
-    if not isinstance(action, ScheduleActionStartWorkflow) or not action.memo:
-        return None
-    value = action.memo.get(key)
-    if isinstance(value, Payload):
-        return (await client.data_converter.decode([value]))[0]
-    return value

@@ -176,11 +176,14 @@ class CronJobs:
     async def sync(
         self, client: KitcnClient | Client, app: App | None = None, *, task_queue: str | None = None
     ) -> SyncReport:
-        """Make Temporal's ``kitcn-cron:`` schedules match these declarations.
+        """Make the app's ``kitcn-cron:`` schedules match these declarations.
 
         Creates missing schedules, updates those whose declaration changed (keeping their
-        paused state and note), deletes ``kitcn-cron:`` schedules no longer declared, and
-        writes nothing for the rest. Every target is resolved before the first write.
+        paused state and note), deletes the app's ``kitcn-cron:`` schedules no longer
+        declared, and writes nothing for the rest. Only schedules this app created (its
+        ``App.name``; for schedules from older versions, its task queue) are updated or
+        deleted: a declared name held by another app's schedule raises
+        :class:`~kitcn_temporal.CronConflictError` naming both, before anything is written.
 
         :param client: a :class:`~kitcn_temporal.KitcnClient` (its app and task queue are
             used), or a Temporal client: its app is ``app``, else the app of the
@@ -197,7 +200,7 @@ class CronJobs:
     async def list(
         self, client: KitcnClient | Client, app: App | None = None, *, task_queue: str | None = None
     ) -> list[CronStatus]:
-        """One row per declared cron, then one per stale ``kitcn-cron:`` schedule.
+        """One row per declared cron, then one per stale ``kitcn-cron:`` schedule of this app.
 
         A synced cron shows Temporal's next run times, paused state, note and its last
         run's job; a cron not synced yet shows a local preview of its next runs. Takes

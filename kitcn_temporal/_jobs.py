@@ -36,6 +36,15 @@ from ._wire import (
     without_defaults,
 )
 
+#: The detail Temporal attaches to a ``NOT_FOUND`` about the namespace rather than a workflow.
+_NAMESPACE_NOT_FOUND = "temporal.api.errordetails.v1.NamespaceNotFoundFailure"
+
+
+def namespace_missing(err: RPCError) -> bool:
+    """Whether Temporal refused ``err``'s request because its namespace does not exist."""
+    details = err.grpc_status.details if err.status == RPCStatusCode.NOT_FOUND else []
+    return any(d.type_url.endswith(_NAMESPACE_NOT_FOUND) for d in details)
+
 
 class Jobs:
     """Starts, cancels and describes the job workflows of one namespace.
@@ -144,12 +153,15 @@ class Jobs:
         return {}
 
     async def describe(self, job_id: str) -> WorkflowExecutionDescription | None:
-        """The job's workflow description, or ``None`` if no job has this id."""
+        """The job's workflow description, or ``None`` if no job has this id.
+
+        A namespace that does not exist is not an empty one: its ``RPCError`` is raised.
+        """
         check_job_id(job_id)
         try:
             desc = await self.client.get_workflow_handle(job_id).describe()
         except RPCError as err:
-            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT) and not namespace_missing(err):
                 return None
             raise
         return desc if desc.workflow_type == JOB_WORKFLOW else None

@@ -7,10 +7,10 @@ and direct calls) and by in-process calls made through a caller from inside a pr
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +21,7 @@ from ._errors import CRPCError
 from ._procedures import Procedure
 from ._scheduler import Scheduler
 from ._status import SystemTable
+from ._threads import HandlerThreads
 from ._unit import Mode, Unit
 from ._wire import Kind
 
@@ -125,10 +126,9 @@ async def invoke(proc: Procedure, name: str, ctx: BaseCtx, args: Any) -> Any:
         call_args = (c, value) if proc.takes_input else (c,)
         if proc.is_async:
             result = await proc.fn(*call_args)
-        else:  # a plain def runs off the event loop
-            loop = asyncio.get_running_loop()
+        else:  # a plain def runs off the event loop, in its procedure's own threads
             call = functools.partial(contextvars.copy_context().run, proc.fn, *call_args)
-            result = await loop.run_in_executor(None, call)
+            result = await handler_threads(ctx.app, name).run(call)
         outcome.append(result)
         return result
 
@@ -142,6 +142,19 @@ async def invoke(proc: Procedure, name: str, ctx: BaseCtx, args: Any) -> Any:
             f"a middleware of {name} returned without calling next(ctx) or raising an error",
         )
     return check_output(proc, name, outcome[0])
+
+
+#: Each app's threads for its plain ``def`` procedures, by procedure name.
+_THREADS: weakref.WeakKeyDictionary[App, dict[str, HandlerThreads]] = weakref.WeakKeyDictionary()
+
+
+def handler_threads(app: App, name: str) -> HandlerThreads:
+    """The threads of ``app``'s plain ``def`` procedure ``name`` (made on first use)."""
+    pools = _THREADS.setdefault(app, {})
+    threads = pools.get(name)
+    if threads is None:
+        threads = pools[name] = HandlerThreads(name, app.sync_handler_threads)
+    return threads
 
 
 def _bind(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._codec import encode_job_args, validate_input
@@ -16,7 +16,7 @@ from ._errors import CRPCError
 from ._names import check_job_id, check_key
 from ._procedures import Procedure, check_priority
 from ._unit import Unit
-from ._wire import NewJob, keyed_job_id, now_ms, timedelta_to_ms
+from ._wire import NewJob, keyed_job_id, ms_to_datetime, now_ms, timedelta_to_ms
 
 if TYPE_CHECKING:
     from ._app import App
@@ -205,12 +205,16 @@ class Scheduler:
             raise CRPCError("BAD_REQUEST", f"a query cannot {what} functions: use a mutation or an action")
 
 
+#: 2000-01-01T00:00:00Z in ms: an earlier number given to ``at()`` is almost surely seconds.
+EARLIEST_AT_MS = 946_684_800_000
+
+
 def due_after(delay: Any, name: str) -> int:
     """Due time in ms for ``schedule.after(delay)``: a finite delay >= 0, in ms or a timedelta."""
     if isinstance(delay, timedelta):
         ms = delay.total_seconds() * 1000
     elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
-        ms = float(delay)
+        ms = _as_float(delay, f"delay for {name}")
     else:
         raise CRPCError(
             "BAD_REQUEST",
@@ -218,28 +222,62 @@ def due_after(delay: Any, name: str) -> int:
         )
     if not math.isfinite(ms) or ms < 0:
         raise CRPCError("BAD_REQUEST", f"delay for {name} must be finite and >= 0 ms, not {delay!r}")
-    return _check_horizon(now_ms() + round(ms), name)
+    return _check_horizon(now_ms() + min(round(ms), _HORIZON_CAP), name)
 
 
 def due_at(timestamp: Any, name: str) -> int:
-    """Due time in ms for ``schedule.at(ts)``: ms since the epoch or a timezone-aware datetime."""
+    """Due time in ms for ``schedule.at(ts)``: ms since the epoch (from 2000 on) or an aware datetime."""
     if isinstance(timestamp, datetime):
         if timestamp.tzinfo is None or timestamp.utcoffset() is None:
             raise CRPCError(
                 "BAD_REQUEST",
                 f"time for {name} is a naive datetime: give it a timezone (e.g. tzinfo=timezone.utc)",
             )
-        due = round(timestamp.timestamp() * 1000)
+        try:
+            due = round(timestamp.timestamp() * 1000)
+        except (OverflowError, ValueError):
+            due = _EARLIEST_DATETIME_MS - 1
+        if due < _EARLIEST_DATETIME_MS:  # within a day of datetime.min, its offset applied
+            raise CRPCError("BAD_REQUEST", f"time for {name} is out of range: {timestamp.isoformat()}")
     elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
-        if not math.isfinite(timestamp):
+        ms = _as_float(timestamp, f"time for {name}")
+        if not math.isfinite(ms):
             raise CRPCError("BAD_REQUEST", f"time for {name} must be finite, not {timestamp!r}")
-        due = round(timestamp)
+        if ms < EARLIEST_AT_MS:
+            raise CRPCError("BAD_REQUEST", _before_2000(timestamp, ms, name))
+        due = min(round(ms), _HORIZON_CAP)
     else:
         raise CRPCError(
             "BAD_REQUEST",
             f"time for {name} must be ms since the epoch or an aware datetime, not {type(timestamp).__name__}",
         )
     return _check_horizon(due, name)
+
+
+#: Larger due times are refused as "more than 5 years ahead" without computing with them.
+_HORIZON_CAP = 2**62
+#: The earliest due time a datetime can give (0001-01-01 UTC): earlier is out of range.
+_EARLIEST_DATETIME_MS = round(datetime.min.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def _as_float(value: float, what: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float
+        raise CRPCError("BAD_REQUEST", f"{what} is out of range: a number of {len(str(abs(value)))} digits") from None
+
+
+def _before_2000(timestamp: float, ms: float, name: str) -> str:
+    if ms * 1000 >= EARLIEST_AT_MS:
+        meant = round(ms * 1000)
+        return (
+            f"time for {name} is {timestamp!r} ms since the epoch, before 2000-01-01: that looks like "
+            f"seconds; at() takes milliseconds: did you mean {meant} ({ms_to_datetime(meant).isoformat()})?"
+        )
+    return (
+        f"time for {name} is {timestamp!r} ms since the epoch, before 2000-01-01: at() takes milliseconds "
+        f"since the epoch (e.g. {EARLIEST_AT_MS} for 2000-01-01) or an aware datetime"
+    )
 
 
 def _check_horizon(due: int, name: str) -> int:

@@ -1,11 +1,23 @@
 """The ``_scheduled_functions`` table, read from Temporal's job workflows.
 
+A job's state follows one rule, which both the row of a job (:func:`state_of`) and the
+visibility query of each state (:func:`state_query`) are built from, so every read agrees and
+the states partition the jobs:
+
+1. a final state (``success``, ``failed``, ``canceled``) the workflow recorded in ``KitcnState``;
+2. otherwise, for a closed execution, its status: Completed -> ``success``, Canceled ->
+   ``canceled``, anything else (Failed, Terminated, TimedOut) -> ``failed``;
+3. otherwise (Running) ``inProgress`` if ``KitcnState`` says so, else ``pending``.
+
 Layer: scheduler and status table.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import base64
+import binascii
+import hashlib
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -28,10 +40,34 @@ from ._wire import (
     key_of,
 )
 
-#: What a running job's ``KitcnState`` may say (anything else reads as pending).
-_RUNNING_STATES: dict[str, StateKind] = {"inProgress": "inProgress", "canceled": "canceled"}
+#: The states a job ends in; recorded by the workflow, they override the execution status.
+FINAL_STATES: tuple[StateKind, ...] = ("success", "failed", "canceled")
+#: What a closed execution means when its workflow recorded no final state.
+_CLOSED_STATES: dict[WorkflowExecutionStatus, StateKind] = {
+    WorkflowExecutionStatus.COMPLETED: "success",
+    WorkflowExecutionStatus.CANCELED: "canceled",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TERMINATED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "failed",
+}
+#: The names Temporal's list filter gives execution statuses.
+_STATUS_NAMES: dict[WorkflowExecutionStatus, str] = {
+    WorkflowExecutionStatus.RUNNING: "Running",
+    WorkflowExecutionStatus.COMPLETED: "Completed",
+    WorkflowExecutionStatus.CANCELED: "Canceled",
+    WorkflowExecutionStatus.FAILED: "Failed",
+    WorkflowExecutionStatus.TERMINATED: "Terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "TimedOut",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "ContinuedAsNew",
+}
 #: The most rows one ``list`` call returns.
 MAX_LIST_LIMIT = 10_000
+#: The most rows one ``paginate`` page holds (Temporal's default visibility page limit).
+MAX_PAGE_SIZE = 1000
+#: First byte of every cursor: bump it if the cursor's layout changes.
+_CURSOR_VERSION = b"\x01"
+_CURSOR_DIGEST_SIZE = 8
 
 
 class JobState(BaseModel):
@@ -71,8 +107,26 @@ class ScheduledFunction(BaseModel):
     priority: int | None = None
 
 
+class PaginationResult(BaseModel):
+    """One page of jobs, in Convex's shape (``model_dump(by_alias=True)``: ``isDone``,
+    ``continueCursor``)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    page: list[ScheduledFunction]
+    #: No page follows this one. A page before the last may hold fewer rows than asked
+    #: (even none, when the previous one ended exactly at the last row).
+    is_done: bool
+    #: Pass it as ``cursor=`` for the next page; ``None`` once done.
+    continue_cursor: str | None = None
+
+
 class SystemTable:
-    """Reads jobs: ``await ctx.system.get(job_id)``, ``await ctx.system.list(state="pending")``."""
+    """Reads jobs: ``await ctx.system.get(job_id)``, ``await ctx.system.list(state="pending")``.
+
+    A client of a namespace that does not exist gets Temporal's ``RPCError`` (``NOT_FOUND``,
+    "Namespace ... is not found") from every read, never an empty table.
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -85,50 +139,100 @@ class SystemTable:
     async def list(
         self, *, state: str | None = None, name: str | None = None, limit: int = 100
     ) -> list[ScheduledFunction]:
-        """Jobs, most recent first, optionally by state and procedure name.
+        """At most ``limit`` jobs, optionally by state and procedure name.
 
-        Backed by Temporal's visibility store, which lags writes by about a second.
+        Temporal's order: running jobs first, most recently started first, then finished jobs,
+        most recently finished first. Backed by Temporal's visibility store, which lags writes
+        by about a second; :meth:`paginate` walks every row.
         """
-        query = f"WorkflowType = '{JOB_WORKFLOW}'"
-        if name is not None:
-            try:
-                check_procedure_name(name)
-            except ValueError as err:
-                raise CRPCError("BAD_REQUEST", str(err)) from None
-            query += f" AND {SA_FUNCTION.name} = '{name}'"
-        if state is not None:
-            if state not in STATE_KINDS:
-                raise CRPCError("BAD_REQUEST", f"unknown state {state!r}: expected one of {', '.join(STATE_KINDS)}")
-            query += f" AND {SA_STATE.name} = '{state}'"
-            if state in ("pending", "inProgress"):
-                query += " AND ExecutionStatus = 'Running'"
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
-            raise CRPCError("BAD_REQUEST", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, not {limit!r}")
-        rows, jobs = [], Jobs(self._client)
-        async for execution in self._client.list_workflows(query, limit=limit):
-            row = await to_scheduled_function(execution, jobs)
-            if state is None or row.state.kind == state:
-                rows.append(row)
-        return rows
+        query = jobs_query(state, name)
+        _check_count("limit", limit, MAX_LIST_LIMIT)
+        jobs = Jobs(self._client)
+        return [await to_scheduled_function(e, jobs) async for e in self._client.list_workflows(query, limit=limit)]
+
+    async def paginate(
+        self,
+        *,
+        state: str | None = None,
+        name: str | None = None,
+        page_size: int = 100,
+        cursor: str | None = None,
+    ) -> PaginationResult:
+        """One page of jobs (in :meth:`list`'s order) and the cursor of the next one.
+
+        :param page_size: at most this many rows (1 to 1000).
+        :param cursor: ``continue_cursor`` of the previous page, with the same ``state`` and
+            ``name``; ``None`` for the first page. Anything else is ``BAD_REQUEST``.
+        """
+        query = jobs_query(state, name)
+        _check_count("page_size", page_size, MAX_PAGE_SIZE)
+        token = None if cursor is None else _decode_cursor(query, cursor)
+        pages = self._client.list_workflows(query, page_size=page_size, next_page_token=token)
+        await pages.fetch_next_page()
+        jobs = Jobs(self._client)
+        rows = [await to_scheduled_function(e, jobs) for e in pages.current_page or ()]
+        following = pages.next_page_token
+        return PaginationResult(
+            page=rows,
+            is_done=not following,
+            continue_cursor=_encode_cursor(query, following) if following else None,
+        )
+
+
+def jobs_query(state: str | None, name: str | None) -> str:
+    """The visibility query of the jobs with ``state`` and procedure ``name`` (``None``: any)."""
+    query = f"WorkflowType = '{JOB_WORKFLOW}'"
+    if name is not None:
+        try:
+            check_procedure_name(name)
+        except ValueError as err:
+            raise CRPCError("BAD_REQUEST", str(err)) from None
+        query += f" AND {SA_FUNCTION.name} = '{name}'"
+    if state is not None:
+        if state not in STATE_KINDS:
+            raise CRPCError("BAD_REQUEST", f"unknown state {state!r}: expected one of {', '.join(STATE_KINDS)}")
+        query += f" AND {state_query(state)}"
+    return query
+
+
+def state_of(status: WorkflowExecutionStatus | None, recorded: str | None) -> StateKind:
+    """A job's state from its execution status and its ``KitcnState`` (the module's rule)."""
+    for final in FINAL_STATES:
+        if recorded == final:
+            return final
+    if status is not None and status != WorkflowExecutionStatus.RUNNING:
+        return _CLOSED_STATES.get(status, "failed")
+    return "inProgress" if recorded == "inProgress" else "pending"
+
+
+def state_query(kind: StateKind) -> str:
+    """The visibility filter matching exactly the jobs :func:`state_of` gives ``kind``."""
+    attr = SA_STATE.name
+    running = f"ExecutionStatus = '{_STATUS_NAMES[WorkflowExecutionStatus.RUNNING]}'"
+    if kind == "inProgress":
+        return f"({running} AND {attr} = 'inProgress')"
+    if kind == "pending":
+        return f"({running} AND {_recorded_none_of((*FINAL_STATES, 'inProgress'))})"
+    closed = tuple(_STATUS_NAMES[s] for s, state in _CLOSED_STATES.items() if state == kind)
+    return f"({attr} = '{kind}' OR ({_recorded_none_of(FINAL_STATES)} AND ExecutionStatus IN ({_quoted(closed)})))"
+
+
+def _recorded_none_of(kinds: tuple[str, ...]) -> str:
+    """``KitcnState`` is none of ``kinds``, or unset (NULL matches no ``NOT IN`` in the filter)."""
+    attr = SA_STATE.name
+    return f"({attr} IS NULL OR {attr} NOT IN ({_quoted(kinds)}))"
 
 
 async def to_scheduled_function(execution: WorkflowExecution, jobs: Jobs) -> ScheduledFunction:
-    """A job workflow's row: state from its execution status and ``KitcnState``."""
+    """A job workflow's row (its state by :func:`state_of`)."""
     memo = await execution.memo()
     spec = memo.get(MEMO_SPEC)
     priority = spec.get("priority") if isinstance(spec, dict) else None
     attrs = execution.typed_search_attributes
-    status = execution.status
+    kind = state_of(execution.status, attrs.get(SA_STATE))
     error = None
-    if status == WorkflowExecutionStatus.RUNNING:
-        kind = _RUNNING_STATES.get(attrs.get(SA_STATE) or "", "pending")
-    elif status == WorkflowExecutionStatus.COMPLETED:
-        kind = "success"
-    elif status == WorkflowExecutionStatus.CANCELED:
-        kind = "canceled"
-    else:  # failed, timed out or terminated by an operator
-        kind = "failed"
-        error = memo.get(MEMO_ERROR) or _closed_reason(status)
+    if kind == "failed":
+        error = memo.get(MEMO_ERROR) or _closed_reason(execution.status)
     due = attrs.get(SA_SCHEDULED_TIME)  # a cron run sets it when it starts
     scheduled = datetime_to_ms(due or execution.start_time)
     return ScheduledFunction(
@@ -146,8 +250,40 @@ async def to_scheduled_function(execution: WorkflowExecution, jobs: Jobs) -> Sch
 
 
 def _closed_reason(status: WorkflowExecutionStatus | None) -> str:
-    reason: dict[Any, Literal["timed out", "terminated", "failed"]] = {
-        WorkflowExecutionStatus.TIMED_OUT: "timed out",
-        WorkflowExecutionStatus.TERMINATED: "terminated",
-    }
-    return reason.get(status, "failed")
+    reason = {WorkflowExecutionStatus.TIMED_OUT: "timed out", WorkflowExecutionStatus.TERMINATED: "terminated"}
+    return reason.get(status, "failed") if status is not None else "failed"
+
+
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _check_count(label: str, value: Any, most: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise CRPCError("BAD_REQUEST", f"{label} must be an integer from 1 to {most}, not {value!r}")
+
+
+def _encode_cursor(query: str, token: bytes) -> str:
+    """Temporal's page token, bound to its query by a digest: opaque, URL-safe base64."""
+    raw = _CURSOR_VERSION + _cursor_digest(query, token) + token
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_cursor(query: str, cursor: Any) -> bytes:
+    problem = (
+        f"invalid cursor {str(cursor)[:80]!r}: pass the continue_cursor of a page listed with the same state and name"
+    )
+    if not isinstance(cursor, str) or not cursor.isascii():
+        raise CRPCError("BAD_REQUEST", problem)
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raise CRPCError("BAD_REQUEST", problem) from None
+    digest, token = raw[1 : 1 + _CURSOR_DIGEST_SIZE], raw[1 + _CURSOR_DIGEST_SIZE :]
+    if raw[:1] != _CURSOR_VERSION or not token or digest != _cursor_digest(query, token):
+        raise CRPCError("BAD_REQUEST", problem)
+    return token
+
+
+def _cursor_digest(query: str, token: bytes) -> bytes:
+    return hashlib.blake2b(query.encode() + b"\0" + token, digest_size=_CURSOR_DIGEST_SIZE).digest()

@@ -67,6 +67,10 @@ def test_unknown_name_is_not_found() -> None:
         ({"task_queue": ""}, "task_queue"),
         ({"action_heartbeat_timeout": timedelta(0)}, "action_heartbeat_timeout"),
         ({"mutation_timeout": 5}, "mutation_timeout"),
+        ({"name": ""}, "name must be a printable, non-empty string"),
+        ({"name": "line\nbreak"}, "name must be a printable, non-empty string"),
+        ({"sync_handler_threads": 0}, "sync_handler_threads must be a positive integer"),
+        ({"sync_handler_threads": True}, "sync_handler_threads must be a positive integer"),
     ],
 )
 def test_bad_app_options(options, message) -> None:
@@ -77,3 +81,8 @@ def test_bad_app_options(options, message) -> None:
 def test_app_takes_modules() -> None:
     with pytest.raises(TypeError, match="takes modules"):
         App(["targets"])  # type: ignore[list-item]
+
+
+def test_an_apps_name_defaults_to_its_task_queue() -> None:
+    assert App([targets], task_queue="shop").name == "shop"
+    assert App([targets], task_queue="shop", name="storefront").name == "storefront"

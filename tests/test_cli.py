@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import pty
@@ -20,9 +21,10 @@ from clicrons import crons as cli_crons
 from clihelpers import TESTS, Launcher, Running, assert_one_line_error, cli, cli_args, cli_env, server_processes
 from conftest import connect
 from helpers import settle_visibility, token, wait_state
-from kitcn_temporal import App, KitcnClient
+from kitcn_temporal import App, KitcnClient, create_caller
 from kitcn_temporal._devserver import DevServer, free_port, port_open
 from kitcn_temporal.cli._parse import UsageError, parse_duration_ms, parse_time_ms
+from testapp import table
 from testapp.probe import RUNS, wait_for
 
 
@@ -163,8 +165,7 @@ async def test_jobs_list_filters_by_state_and_name(address: str, failed_job: str
         address, "jobs", "list", "--state", "failed", "--name", "targets.developer_error", "--limit", "1000", "--json"
     )
     assert result.code == 0, result.err
-    rows = result.json()
-    assert isinstance(rows, list)
+    rows = result.json()["page"]
     assert failed_job in [row["id"] for row in rows]
     assert {(row["name"], row["state"]["kind"]) for row in rows} == {("targets.developer_error", "failed")}
     assert "bad things" in next(row for row in rows if row["id"] == failed_job)["state"]["error"]
@@ -202,6 +203,61 @@ async def test_job_states_are_coloured_on_a_terminal(address: str, failed_job: s
     finally:
         os.close(primary)
     assert "\x1b[31mfailed\x1b[0m" in output.decode()
+
+
+@pytest.fixture(scope="module")
+async def three_listed(kitcn: KitcnClient) -> AsyncIterator[set[str]]:
+    """Three pending jobs of table.listed, visible in Temporal's list; canceled at the end."""
+    tok = token()
+    later = create_caller(kitcn, table).schedule
+    ids = {await later.after(600_000).listed(token=tok, index=i) for i in range(3)}
+
+    async def visible() -> bool:
+        return {r.id for r in await kitcn.system.list(state="pending", name="table.listed")} == ids
+
+    await wait_for(visible)
+    yield ids
+    for job_id in ids:
+        await kitcn.scheduler.cancel(job_id)
+
+
+LISTED = ("jobs", "list", "--state", "pending", "--name", "table.listed")
+
+
+def listed_ids(out: str, ids: set[str]) -> list[str]:
+    return [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in ids]
+
+
+async def test_jobs_list_says_when_rows_were_left_out_and_how_to_see_them(address: str, three_listed: set[str]) -> None:
+    result = await cli(address, *LISTED, "--limit", "2")
+    assert result.code == 0, result.err
+    assert len(listed_ids(result.out, three_listed)) == 2
+    note = result.out.splitlines()[-1]
+    assert note.startswith("note: 2 of 3 jobs shown: --limit 3 or --all for all of them, --cursor ")
+    assert note.endswith(" for the next 2")
+
+
+async def test_jobs_list_cursor_continues_where_the_previous_page_stopped(address: str, three_listed: set[str]) -> None:
+    first = await cli(address, *LISTED, "--limit", "2")
+    cursor = first.out.split("--cursor ")[1].split()[0]
+    rest = await cli(address, *LISTED, "--limit", "2", "--cursor", cursor)
+    assert rest.code == 0, rest.err
+    assert sorted(listed_ids(first.out, three_listed) + listed_ids(rest.out, three_listed)) == sorted(three_listed)
+    assert "note:" not in rest.out
+
+
+async def test_jobs_list_all_walks_every_page(address: str, three_listed: set[str]) -> None:
+    result = await cli(address, *LISTED, "--all")
+    assert result.code == 0, result.err
+    assert sorted(listed_ids(result.out, three_listed)) == sorted(three_listed)
+    assert "note:" not in result.out
+
+
+async def test_jobs_list_json_says_whether_more_rows_exist(address: str, three_listed: set[str]) -> None:
+    partial = (await cli(address, *LISTED, "--limit", "2", "--json")).json()
+    assert (len(partial["page"]), partial["isDone"]) == (2, False)
+    rest = (await cli(address, *LISTED, "--cursor", partial["continueCursor"], "--json")).json()
+    assert (len(rest["page"]), rest["isDone"], rest["continueCursor"]) == (1, True, None)
 
 
 async def test_jobs_get_prints_the_job_field_by_field(address: str, failed_job: str) -> None:
@@ -251,6 +307,28 @@ MISTAKES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         ["run", "shapes.add", "--app", "testapp", "--task-queue", "nobody-serves-this", "--args", '{"x": 1, "y": 1}'],
         ("no worker serves task queue 'nobody-serves-this'",),
     ),
+    "a garbage address": (
+        ["jobs", "list", "--address", "garbage address"],
+        ("'garbage address' is not a Temporal address",),
+    ),
+    "jobs get in an unknown namespace": (
+        ["jobs", "get", "some-job", "--namespace", "nowhere"],
+        ("namespace 'nowhere' does not exist at 127.0.0.1:",),
+    ),
+    "jobs cancel in an unknown namespace": (
+        ["jobs", "cancel", "some-job", "--namespace", "nowhere"],
+        ("namespace 'nowhere' does not exist at 127.0.0.1:",),
+    ),
+    "jobs list in an unknown namespace": (
+        ["jobs", "list", "--namespace", "nowhere"],
+        ("namespace 'nowhere' does not exist at 127.0.0.1:",),
+    ),
+    "a negative --after": (
+        ["schedule", "targets.touch", "--app", "testapp", "--after", "-5s", "--args", '{"token": "t"}'],
+        ("--after '-5s' must be >= 0",),
+    ),
+    "--all with --limit": (["jobs", "list", "--all", "--limit", "5"], ("--all lists every job: drop --limit",)),
+    "a malformed cursor": (["jobs", "list", "--cursor", "not-a-cursor"], ("invalid cursor 'not-a-cursor'",)),
     "crons that are not a cron_jobs() set": (
         ["crons", "list", "--app", "testapp", "--crons", "clicrons:not_crons"],
         ("not a cron_jobs() set",),
@@ -278,10 +356,21 @@ def test_durations_take_units_or_milliseconds(text: str, ms: float) -> None:
     assert parse_duration_ms(text) == ms
 
 
-@pytest.mark.parametrize("text", ["", "-5s", "5 s", "5w", "1e3", "soon"])
+@pytest.mark.parametrize("text", ["", "5 s", "5w", "1e3", "soon", "--5s"])
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(UsageError, match="not a duration"):
         parse_duration_ms(text)
+
+
+@pytest.mark.parametrize("text", ["-5s", "-1", "-0.5m"])
+def test_negative_durations_must_be_at_least_zero(text: str) -> None:
+    with pytest.raises(UsageError, match=f"--after '{text}' must be >= 0"):
+        parse_duration_ms(text)
+
+
+async def test_version_prints_the_installed_version(address: str) -> None:
+    result = await cli(address, "--version")
+    assert (result.code, result.out) == (0, f"kitcn-temporal {importlib.metadata.version('kitcn-temporal')}\n")
 
 
 @pytest.mark.parametrize(
@@ -312,6 +401,15 @@ async def test_crons_sync_creates_then_changes_nothing(
     assert sorted(first.json()["created"]) == sorted(job.name for job in cli_crons)
     again = await cli(address, "crons", "sync", *app_args, "--crons", "clicrons:crons", "--json")
     assert again.json() == {"created": [], "updated": [], "deleted": [], "unchanged": [j.name for j in cli_crons]}
+
+
+async def test_crons_sync_of_a_name_another_app_holds_is_one_line_naming_both(
+    address: str, app: App, app_args: list[str], synced_cli_crons: None
+) -> None:
+    await cli(address, "crons", "sync", *app_args, "--crons", "clicrons:crons")
+    other = ["--app", "testapp", "--task-queue", "another-service", "--app-name", "billing"]
+    result = await cli(address, "crons", "sync", *other, "--crons", "clicrons:crons")
+    assert_one_line_error(result, "cron 'cli hourly tick' of app 'billing'", f"belongs to app {app.name!r}")
 
 
 async def test_crons_list_shows_spec_next_runs_and_last_run(

@@ -11,6 +11,7 @@ import pytest
 from temporalio.client import Client, ScheduleDescription, ScheduleOverlapPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from helpers import describe_schedule as describe
 from helpers import token
 from kitcn_temporal import JOB_WORKFLOW, App, CronJobs, KitcnClient, cron_jobs, private_mutation
 from kitcn_temporal._cron_sync import CATCHUP_WINDOW
@@ -44,15 +45,6 @@ async def declare(client: Client) -> AsyncIterator[Callable[[], CronJobs]]:
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise
-
-
-async def describe(client: Client, schedule_id: str) -> ScheduleDescription | None:
-    try:
-        return await client.get_schedule_handle(schedule_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
 
 
 async def must_describe(client: Client, schedule_id: str) -> ScheduleDescription:

@@ -16,11 +16,13 @@ from temporalio.client import Client
 from .._client import KitcnClient
 from .._jobs import Jobs
 from .._setup import RETENTION, SEARCH_ATTRIBUTES, SetupError, setup_namespace
-from .._status import ScheduledFunction, SystemTable
+from .._status import MAX_PAGE_SIZE, PaginationResult, ScheduledFunction, SystemTable, jobs_query
 from ._connect import CliError, connect, connect_config, load_app
 from ._output import job_details, job_json, jobs_table, print_json
-from ._parse import parse_args_json, parse_duration_ms, parse_time_ms
+from ._parse import UsageError, parse_args_json, parse_duration_ms, parse_time_ms
 
+#: How many rows ``jobs list`` shows unless ``--limit`` or ``--all`` says otherwise.
+DEFAULT_LIMIT = 100
 #: How long ``jobs cancel`` waits for a pending job to record ``canceled``.
 CANCEL_WAIT = 10.0
 
@@ -87,16 +89,47 @@ async def schedule(args: argparse.Namespace) -> int:
 
 
 async def jobs_list(args: argparse.Namespace) -> int:
-    """``jobs list [--state S] [--name N] [--limit L]``: the status table."""
+    """``jobs list [--state S] [--name N] [--limit L | --all] [--cursor C]``: the status table."""
+    if args.all and args.limit is not None:
+        raise UsageError("--all lists every job: drop --limit (or keep --limit and drop --all)")
     client = await connect(connect_config(args), None)
-    rows = await SystemTable(client).list(state=args.state, name=args.name, limit=args.limit)
+    rows, cursor = await _collect(SystemTable(client), args, None if args.all else args.limit or DEFAULT_LIMIT)
     if args.json:
-        print_json([job_json(j) for j in rows])
-    elif rows:
-        print(jobs_table(rows))
-    else:
-        print("no scheduled functions" + _filters(args))
+        page = PaginationResult(page=rows, is_done=cursor is None, continue_cursor=cursor)
+        print_json(page.model_dump(mode="json", by_alias=True))
+        return 0
+    print(jobs_table(rows) if rows else "no scheduled functions" + _filters(args))
+    if cursor is not None:
+        total = (await client.count_workflows(jobs_query(args.state, args.name))).count
+        if args.cursor is not None or total > len(rows):
+            print(_more_note(args, len(rows), total, cursor))
     return 0
+
+
+async def _collect(
+    table: SystemTable, args: argparse.Namespace, limit: int | None
+) -> tuple[list[ScheduledFunction], str | None]:
+    """Up to ``limit`` rows (every row for ``None``) from ``args.cursor`` on, and the cursor after them."""
+    rows: list[ScheduledFunction] = []
+    cursor = args.cursor
+    while limit is None or len(rows) < limit:
+        size = MAX_PAGE_SIZE if limit is None else min(MAX_PAGE_SIZE, limit - len(rows))
+        page = await table.paginate(state=args.state, name=args.name, page_size=size, cursor=cursor)
+        rows += page.page
+        cursor = page.continue_cursor
+        if page.is_done:
+            break
+    return rows, cursor
+
+
+def _more_note(args: argparse.Namespace, shown: int, total: int, cursor: str) -> str:
+    """How to see the rows a ``jobs list`` left out."""
+    size = args.limit or DEFAULT_LIMIT
+    if args.cursor is None:
+        head = f"{shown} of {total} jobs shown: --limit {total} or --all for all of them"
+    else:
+        head = f"{shown} jobs shown, more follow ({total} match in all): --all for every job"
+    return f"note: {head}, --cursor {cursor} for the next {size}"
 
 
 async def jobs_get(args: argparse.Namespace) -> int:

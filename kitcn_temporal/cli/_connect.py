@@ -15,11 +15,14 @@ import sys
 import traceback
 from typing import Any
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
 from .._app import App
 from .._errors import CRPCError
+from .._jobs import namespace_missing
 from .._plugin import KitcnPlugin
 from ._parse import parse_target
 
@@ -43,6 +46,8 @@ def load_app(args: argparse.Namespace) -> App:
         options["task_queue"] = args.task_queue
     if args.database:
         options["database"] = args.database
+    if args.app_name:
+        options["name"] = args.app_name
     try:
         return App.discover(args.app, **options)
     except ModuleNotFoundError as err:
@@ -110,11 +115,31 @@ async def connect(config: dict[str, Any], app: App | None, *, timeout: float = C
     )
     address = config["target_host"]
     try:
-        return await asyncio.wait_for(Client.connect(**config, **extra), timeout)
+        client = await asyncio.wait_for(Client.connect(**config, **extra), timeout)
     except asyncio.TimeoutError:
         raise CliError(f"cannot reach Temporal at {address}: no answer within {timeout:g}s") from None
+    except ValueError as err:  # the SDK refuses the address before connecting
+        raise CliError(
+            f"{address!r} is not a Temporal address (--address or TEMPORAL_ADDRESS): {err}; "
+            f"expected host:port, e.g. {DEFAULT_ADDRESS}"
+        ) from None
     except RuntimeError as err:
         raise CliError(f"cannot reach Temporal at {address}: {connection_reason(err)}") from None
+    await require_namespace(client)
+    return client
+
+
+async def require_namespace(client: Client) -> None:
+    """Refuse a namespace that does not exist, naming it (every command would fail on it)."""
+    try:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=client.namespace))
+    except RPCError as err:
+        if namespace_missing(err):
+            raise CliError(
+                f"namespace {client.namespace!r} does not exist at {client.service_client.config.target_host}: "
+                "create it (temporal operator namespace create) or pass --namespace / TEMPORAL_NAMESPACE"
+            ) from None
+        raise
 
 
 def connection_reason(err: BaseException) -> str:

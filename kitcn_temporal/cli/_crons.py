@@ -114,6 +114,8 @@ def _table(rows: list[CronStatus]) -> str:
 
 
 def _status(row: CronStatus) -> str:
+    if row.held_by is not None:
+        return f"held by {row.held_by} (sync refuses it: rename one)"
     if not row.declared:
         return "stale (deleted by the next sync)"
     if not row.synced:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -17,10 +16,11 @@ from temporalio.service import RPCError
 
 from .._app import DEFAULT_TASK_QUEUE
 from .._errors import CRPCError
+from .._script import exit_now, exit_status
 from .._wire import STATE_KINDS
 from . import _commands, _crons, _serve
 from ._connect import CliError
-from ._parse import UsageError
+from ._parse import UsageError, join_signed_values
 
 PROG = "kitcn-temporal"
 DESCRIPTION = (
@@ -48,6 +48,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``kitcn-temporal`` argument parser."""
     parser = _Parser(prog=PROG, description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(group: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -93,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = command(jobs_commands, "list", "jobs, most recent first")
     listing.add_argument("--state", choices=STATE_KINDS, help="only jobs in this state")
     listing.add_argument("--name", help="only jobs of this procedure, e.g. orders.charge")
-    listing.add_argument("--limit", type=_positive_int, default=100, help="at most this many jobs (default 100)")
+    listing.add_argument("--limit", type=_positive_int, help="at most this many jobs (default 100)")
+    listing.add_argument("--all", action="store_true", help="every job, page after page")
+    listing.add_argument("--cursor", help="continue where a previous `jobs list` stopped (it prints the cursor)")
     listing.set_defaults(handler=_commands.jobs_list)
     get = command(jobs_commands, "get", "one job")
     get.set_defaults(handler=_commands.jobs_get)
@@ -132,6 +135,11 @@ def _app_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("app")
     group.add_argument("--app", default="activities", help="the app package, imported from here (default activities)")
     group.add_argument("--task-queue", help=f"the task queue (default: the app's, {DEFAULT_TASK_QUEUE!r})")
+    group.add_argument(
+        "--app-name",
+        metavar="NAME",
+        help="the app's identity for its crons in a shared namespace (default: the task queue)",
+    )
     group.add_argument("--database", metavar="URL", help="SQLAlchemy URL for exactly-once mutations")
 
 
@@ -161,6 +169,13 @@ def _serve_options(parser: argparse.ArgumentParser, default: float) -> None:
         default="info",
         help="the level of log lines on stderr (default info)",
     )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("kitcn-temporal")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "(not installed)"
 
 
 def _port(text: str) -> int:
@@ -194,7 +209,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit status (errors reported as one line on stderr)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(join_signed_values(list(sys.argv[1:] if argv is None else argv)))
         if args.command is None:
             parser.print_help(sys.stderr)
             return USAGE_EXIT
@@ -211,6 +226,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", INTERRUPTED_EXIT)
     except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say
         return BROKEN_PIPE_EXIT
+    except SystemExit as exit_:  # --help, --version
+        return exit_status(exit_.code)
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -220,9 +237,5 @@ def _fail(message: str, status: int = 1) -> int:
 
 def main() -> NoReturn:
     """The ``kitcn-temporal`` entry point."""
-    status = run_cli()
     # The Temporal SDK's runtime can abort the interpreter at exit: leave without it.
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(status)
+    exit_now(run_cli())

@@ -12,8 +12,11 @@ from datetime import datetime
 from typing import Any
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)?")
-_EPOCH_MS = re.compile(r"\d+")
+_DURATION = re.compile(r"(-?)(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)?")
+_EPOCH_MS = re.compile(r"-?\d+")
+#: Options whose value may start with '-' (a negative number, a mistake worth a clear message).
+_SIGNED_VALUE_OPTIONS = ("--after", "--at")
+_SIGNED_VALUE = re.compile(r"-[\d.]")
 
 
 class UsageError(Exception):
@@ -27,7 +30,9 @@ def parse_duration_ms(text: str) -> float:
         raise UsageError(
             f"--after {text!r} is not a duration: expected e.g. 5s, 1500ms, 2m, 1h, 1d or a number of milliseconds"
         )
-    value = float(match.group(1)) * _UNITS_MS[match.group(2) or "ms"]
+    if match.group(1):
+        raise UsageError(f"--after {text!r} must be >= 0: a delay from now, e.g. 5s (--at takes a time)")
+    value = float(match.group(2)) * _UNITS_MS[match.group(3) or "ms"]
     if not math.isfinite(value):
         raise UsageError(f"--after {text!r} is too large")
     return value
@@ -49,6 +54,17 @@ def parse_time_ms(text: str) -> int:
     if when.tzinfo is None or when.utcoffset() is None:
         raise UsageError(f"--at {text!r} has no timezone: add one (e.g. {text}Z for UTC or {text}+02:00)")
     return round(when.timestamp() * 1000)
+
+
+def join_signed_values(argv: list[str]) -> list[str]:
+    """``--after -5s`` as ``--after=-5s``: argparse reads a value starting with '-' as an option."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in _SIGNED_VALUE_OPTIONS and _SIGNED_VALUE.match(arg):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 def parse_args_json(text: str | None) -> dict[str, Any] | None:

@@ -14,7 +14,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -58,9 +57,7 @@ async def worker(args: argparse.Namespace) -> int:
     app = load_app(args)
     crons = require_crons(load_crons(args.crons), args.crons)
     stopper = Stopper()
-    client = await connect(connect_config(args), app)
-    # An unknown namespace fails here, in one line, rather than inside the running worker.
-    await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=client.namespace))
+    client = await connect(connect_config(args), app)  # an unknown namespace fails here, in one line
     if crons is not None:
         print(await sync_crons(crons, client, app), flush=True)
     await serve(client, app, stopper, args.graceful_timeout, "")

@@ -107,6 +107,46 @@ async def delay_more_than_five_years(m: Matrix) -> None:
     await later(m).after(timedelta(days=6 * 365)).sink(token=m.token)
 
 
+@bad_request("before 2000-01-01: that looks like seconds", "did you mean 1700000000000 (2023-11-14T22:13:20+00:00)?")
+async def time_in_seconds(m: Matrix) -> None:
+    await later(m).at(1_700_000_000).sink(token=m.token)
+
+
+@bad_request("time for misuse.sink is -1e+30 ms since the epoch, before 2000-01-01")
+async def time_far_before_the_epoch(m: Matrix) -> None:
+    await later(m).at(-1e30).sink(token=m.token)
+
+
+@bad_request("misuse.sink cannot be scheduled more than 5 years ahead")
+async def time_of_1e300(m: Matrix) -> None:
+    await later(m).at(1e300).sink(token=m.token)
+
+
+@bad_request("misuse.sink cannot be scheduled more than 5 years ahead")
+async def delay_of_1e300(m: Matrix) -> None:
+    await later(m).after(1e300).sink(token=m.token)
+
+
+@bad_request("delay for misuse.sink is out of range: a number of 401 digits")
+async def delay_too_large_for_a_float(m: Matrix) -> None:
+    await later(m).after(10**400).sink(token=m.token)
+
+
+@bad_request("misuse.sink cannot be scheduled more than 5 years ahead")
+async def delay_of_timedelta_max(m: Matrix) -> None:
+    await later(m).after(timedelta.max).sink(token=m.token)
+
+
+@bad_request("time for misuse.sink is out of range: 0001-01-01T00:00:00+05:00")
+async def datetime_before_the_first_year(m: Matrix) -> None:
+    await later(m).at(datetime.min.replace(tzinfo=timezone(timedelta(hours=5)))).sink(token=m.token)
+
+
+@bad_request("misuse.sink cannot be scheduled more than 5 years ahead")
+async def datetime_of_the_last_year(m: Matrix) -> None:
+    await later(m).at(datetime.max.replace(tzinfo=timezone(timedelta(hours=-5)))).sink(token=m.token)
+
+
 @case(CRPCError, "arguments of misuse.sink are", "Temporal's payload limit", code="PAYLOAD_TOO_LARGE")
 async def one_argument_over_the_payload_limit(m: Matrix) -> None:
     await later(m).now.sink(token=m.token, blob="x" * (2 * MIB))
@@ -328,9 +368,24 @@ async def cli_wrong_argument_type(m: Matrix) -> None:
     await m.cli("schedule", "misuse.typed", "--after", "1s", "--args", '{"order_id": "o", "qty": "many"}')
 
 
-@case(CliFailure, "--after '-5s' is not a duration")
+@case(CliFailure, "--after '-5s' must be >= 0")
 async def cli_negative_delay(m: Matrix) -> None:
-    await m.cli("schedule", "misuse.sink", "--after=-5s", "--args", f'{{"token": "{m.token}"}}')
+    await m.cli("schedule", "misuse.sink", "--after", "-5s", "--args", f'{{"token": "{m.token}"}}')
+
+
+@case(CliFailure, "time for misuse.sink is 1700000000 ms since the epoch", "looks like seconds")
+async def cli_time_in_seconds(m: Matrix) -> None:
+    await m.cli("schedule", "misuse.sink", "--at", "1700000000", "--args", f'{{"token": "{m.token}"}}')
+
+
+@case(CliFailure, "'garbage address' is not a Temporal address", "expected host:port")
+async def cli_garbage_address(m: Matrix) -> None:
+    await m.cli("schedule", "misuse.sink", "--after", "1s", "--address", "garbage address", "--args", "{}")
+
+
+@case(CliFailure, "namespace 'nowhere' does not exist at ")
+async def cli_cancel_in_an_unknown_namespace(m: Matrix) -> None:
+    await m.cli("jobs", "cancel", "some-job", "--namespace", "nowhere")
 
 
 @case(CliFailure, "has no timezone")
