@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
     Client,
@@ -44,7 +45,7 @@ from ._cron_owner import MEMO_CRON, Holder, Owner, action_memo_field, conflict, 
 from ._errors import CRPCError
 from ._plugin import KitcnPlugin
 from ._status import ScheduledFunction, SystemTable
-from ._wire import JOB_WORKFLOW, MEMO_ARGS, SA_FUNCTION, SA_STATE, JobSpec
+from ._wire import JOB_WORKFLOW, MEMO_ARGS, MEMO_ARGS_LIMIT, MEMO_SPEC, SA_FUNCTION, SA_STATE, JobSpec, without_defaults
 
 if TYPE_CHECKING:
     from ._crons import CronJob
@@ -57,7 +58,7 @@ SCHEDULE_ID_PREFIX = "kitcn-cron:"
 CATCHUP_WINDOW = timedelta(minutes=1)
 #: Part of every declaration hash: bump it when the schedules this module builds change shape
 #: (2: the action memo names the owning app, so an older schedule is rewritten once, adopted).
-_SCHEDULE_FORMAT = 2
+_SCHEDULE_FORMAT = 3
 
 SyncOutcome = Literal["created", "updated", "unchanged"]
 
@@ -165,24 +166,29 @@ def _plan(job: CronJob, app: App, owner: Owner) -> _Plan:
     else:
         spec = ScheduleSpec(cron_expressions=job.temporal_cron_strings(), time_zone_name=job.timezone)
     zone = "" if job.timezone == "UTC" else f" {job.timezone}"
+    memo: dict[str, Any] = {
+        # No due time: each run is due when the schedule means it to start.
+        MEMO_SPEC: without_defaults(JobSpec(function, options, None)),
+        MEMO_CRON: {
+            **owner.record(),
+            "name": job.name,
+            "kind": job.kind,
+            "spec": job.spec,
+            "timezone": job.timezone,
+            "function": function,
+            "hash": digest,
+        },
+    }
+    if len(pydantic_core.to_json(job.args)) <= MEMO_ARGS_LIMIT:
+        memo[MEMO_ARGS] = job.args
     action = ScheduleActionStartWorkflow(
         JOB_WORKFLOW,
-        # No due time: each run is due when the schedule starts it.
-        JobSpec(function, options, None),
-        id=job.schedule_id,
+        # The arguments alone: what the Temporal UI shows as each run's Input.
+        job.args,
+        # Each run's id is this, then its time: the function first, as for every job id.
+        id=f"{function}:cron:{job.name}",
         task_queue=owner.task_queue,
-        memo={
-            MEMO_ARGS: job.args,
-            MEMO_CRON: {
-                **owner.record(),
-                "name": job.name,
-                "kind": job.kind,
-                "spec": job.spec,
-                "timezone": job.timezone,
-                "function": function,
-                "hash": digest,
-            },
-        },
+        memo=memo,
         typed_search_attributes=TypedSearchAttributes(
             [SearchAttributePair(SA_FUNCTION, function), SearchAttributePair(SA_STATE, "pending")]
         ),

@@ -20,8 +20,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._activities import procedure_activities
 from ._app import App
+from ._attempts import AnyWorkerInterceptor
 from ._flow import FlowControl
-from ._workflow import AnyWorkerInterceptor, CallWorkflow, ScheduledFunctionWorkflow
+from ._workflow import CallWorkflow, ScheduledFunctionWorkflow
 
 #: Modules the workflow sandbox may share with the worker instead of re-importing per run.
 _PASSTHROUGH = ("kitcn_temporal", "pydantic", "pydantic_core", "annotated_types")

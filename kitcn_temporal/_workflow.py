@@ -1,70 +1,53 @@
 """The workflows: one per job (``kitcn.ScheduledFunction``) and one per direct call.
 
-Deterministic code, replayed from history: it may only use ``temporalio.workflow``
-and the plain data of ``_wire``. It runs outside Temporal's workflow sandbox: the
-sandbox guards user workflow code, while these two small workflows are the library's
-own, never run user code (procedures run in activities), and are held to determinism
-by replay tests over recorded histories. Skipping the per-run sandbox set-up is about
-a third of a worker's CPU per job.
+Deterministic code, replayed from history: it may only use ``temporalio.workflow``, the
+plain data of ``_wire`` and the attempts of ``_attempts``. It runs outside Temporal's
+workflow sandbox: the sandbox guards user workflow code, while these small workflows are
+the library's own, never run user code (procedures run in activities), and are held to
+determinism by replay tests over recorded histories. Skipping the per-run sandbox set-up
+is about a third of a worker's CPU per job.
 
-Layer: execution: imports only the wire formats.
+Layer: execution.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    CancelledError,
-    FailureError,
-    TimeoutError,
-    TimeoutType,
-)
-from temporalio.worker import (
-    Interceptor,
-    StartActivityInput,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-    WorkflowOutboundInterceptor,
-)
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError, FailureError
 
+from ._attempts import Execution, job_failure, record_state, start_procedure
 from ._wire import (
     CALL_WORKFLOW,
     JOB_WORKFLOW,
-    KIND_CHANGED_ERROR,
     MEMO_ARGS,
-    MEMO_ERROR,
     MEMO_SPEC,
-    MEMO_WAITING,
-    NOT_COMMITTED_ERROR,
     SA_SCHEDULED_TIME,
-    SA_STATE,
-    TRANSIENT_ACTION_ERROR,
-    UNKNOWN_PROCEDURE_ERROR,
     CallSpec,
     ExecInput,
-    ExecOptions,
     JobSpec,
     StateKind,
     datetime_to_ms,
-    procedure_queue,
 )
+
+#: Set by Temporal on each run a schedule starts: the time the run was due (a backfilled run
+#: starts later than that).
+_SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 
 @workflow.defn(name=JOB_WORKFLOW, sandboxed=False)
 class ScheduledFunctionWorkflow:
-    """One scheduled function: wait until due, run the procedure, record the outcome.
+    """One scheduled function: wait until due, run the procedure, record the outcome, then
+    run its completion callback if it has one.
 
     The job's state lives in the ``KitcnState`` search attribute and agrees with
     Temporal's execution status: ``pending``/``inProgress`` while Running, then
-    ``success`` (Completed), ``failed`` (Failed) or ``canceled`` (Canceled).
+    ``success`` (Completed), ``failed`` (Failed) or ``canceled`` (Canceled). A job with
+    ``on_complete`` records its state before its callback runs, and closes after it.
     """
 
     @workflow.run
@@ -77,9 +60,10 @@ class ScheduledFunctionWorkflow:
             spec, args = JobSpec.from_dict(input), workflow.memo_value(MEMO_ARGS, {}, type_hint=dict)
         updates: list[SearchAttributeUpdate[Any]] = []
         scheduled = spec.scheduled_time
-        if scheduled is None:  # a cron run: due when the schedule started it
-            scheduled = datetime_to_ms(info.start_time)
-            updates.append(SA_SCHEDULED_TIME.value_set(info.start_time))
+        if scheduled is None:  # a cron run: due when the schedule meant it to start
+            due = _cron_due_time(info)
+            scheduled = datetime_to_ms(due)
+            updates.append(SA_SCHEDULED_TIME.value_set(due))
         try:
             if spec.canceled:
                 # Created canceled: the producer requests cancellation right after the start.
@@ -91,176 +75,49 @@ class ScheduledFunctionWorkflow:
                 raise asyncio.CancelledError()  # no attempt of an action can have started
         except asyncio.CancelledError:
             if not spec.canceled:
-                _record("canceled", updates)
+                record_state("canceled", updates)
+            await _complete(spec, "canceled")
             raise
         inp = ExecInput(args=args, exec_id=info.workflow_id, job_id=info.workflow_id, scheduled_time=scheduled)
-        # A mutation canceled once due may have had an attempt on a worker since lost: the
-        # cancel reaches it in the execution, which looks for a committed attempt.
-        return await _Execution(spec.name, spec.options, inp, updates).outcome()
-
-
-#: A job whose procedure changed kind is run again under the new kind at most this often
-#: (during a rolling deploy, workers of both versions may take turns).
-_MAX_REROUTES = 5
-#: Waits between tries of a job whose procedure no worker knows: doubling, up to the last.
-_UNKNOWN_BACKOFF = (timedelta(seconds=1), timedelta(seconds=30))
-
-
-class _Execution:
-    """Runs a job's procedure until the job has an outcome, through cancels and deploys.
-
-    * A cancel request never interrupts a running action (it is told, and runs to its end);
-      a query or mutation gets no new attempt, and one whose handler has returned commits.
-    * A procedure no worker knows (removed or renamed by a deploy) is tried again, as an
-      activity any worker of the task queue may take, until the grace period of the worker
-      that found it unknown ends; then the job fails naming it.
-    * A procedure whose kind changed since the job was scheduled runs under its current
-      definition (an action that used to be a mutation runs at most once).
-    """
-
-    def __init__(
-        self, name: str, options: ExecOptions, inp: ExecInput, updates: list[SearchAttributeUpdate[Any]]
-    ) -> None:
-        self.name = name
-        self.options = options
-        self.inp = inp
-        self.updates = updates
-        self.cancel_requested = False
-        self.in_progress = False
-        #: When a worker first said it does not know the procedure, and the grace it gives.
-        self.unknown: tuple[datetime, timedelta] | None = None
-        self.unknown_tries = 0
-        self.reroutes = 0
-
-    async def outcome(self) -> Any:
-        while True:
-            if self.options.kind == "action" and not self.in_progress:
-                self.in_progress = True
-                self.updates.append(SA_STATE.value_set("inProgress"))
-            if self.updates:
-                workflow.upsert_search_attributes(self.updates)
-                self.updates = []
-            try:
-                result = await self._attempt()
-            except FailureError as err:
-                if self.cancel_requested and isinstance(_cause(err), CancelledError):
-                    return await self._end_canceled()
-                await self._before_trying_again(err)
-                continue
-            if self.unknown is not None:
-                workflow.upsert_memo({MEMO_WAITING: None})
-            _record("success", [])
-            return result
-
-    async def _attempt(self) -> Any:
-        remote = f"{ANY_WORKER_ACTIVITY}{self.unknown_tries}" if self.unknown is not None else None
-        handle = _start(self.name, self.options, self._input(), remote=remote)
-        while True:
-            try:
-                # A cancel request does not stop a running procedure: its outcome is recorded.
-                return await asyncio.shield(handle)
-            except asyncio.CancelledError:
-                if self.cancel_requested:
-                    if handle.cancelled():  # canceled in the same task that started it: it never ran
-                        raise CancelledError("canceled before it started") from None
-                    raise
-                self.cancel_requested = True
-                # An action is told (it keeps running; what it schedules from now on is created
-                # canceled); a query or mutation gets no new attempt. Both report their end.
-                handle.cancel()
-
-    def _input(self, **changes: Any) -> ExecInput:
-        return dataclasses.replace(self.inp, kind=self.options.kind, **changes)
-
-    async def _end_canceled(self) -> Any:
-        """The cancel stopped the procedure: ``canceled``, unless an attempt had committed.
-
-        A mutation attempt may have committed and then lost its worker before reporting: a
-        last activity that runs no code looks for its record and, if found, starts its jobs.
-        """
-        if self.options.kind != "action":
-            try:
-                result = await _start(self.name, self.options, self._input(recover_only=True))
-            except FailureError as err:
-                cause = _cause(err)
-                if not (isinstance(cause, ApplicationError) and cause.type == NOT_COMMITTED_ERROR):
-                    raise
-            else:
-                _record("success", [])
-                return result
-        _record("canceled", [])
-        raise asyncio.CancelledError()
-
-    async def _before_trying_again(self, err: FailureError) -> None:
-        """Wait before the procedure runs again, or raise the job's failure if it will not."""
-        cause = _cause(err)
-        if isinstance(cause, ApplicationError) and cause.type == UNKNOWN_PROCEDURE_ERROR:
-            await self._wait_for_a_worker_that_knows(cause)
-        elif isinstance(cause, ApplicationError) and cause.type == KIND_CHANGED_ERROR:
-            await self._reroute(cause)
-        else:
-            self._fail(_failure(self.name, self.options, err))
-
-    async def _wait_for_a_worker_that_knows(self, cause: ApplicationError) -> None:
-        now = workflow.now()
-        if self.unknown is None:
-            grace = timedelta(milliseconds=int(_details(cause).get("grace_ms", 0)))
-            self.unknown = (now, grace)
-            if grace > timedelta(0):
-                until = (now + grace).strftime("%Y-%m-%d %H:%M:%S UTC")
-                workflow.upsert_memo({MEMO_WAITING: f"{cause.message}: waiting until {until} for one that does"})
-        since, grace = self.unknown
-        left = since + grace - now
-        if left <= timedelta(0):
-            waited = f" (waited {_span(grace)} for a worker that knows it)" if grace else ""
-            self._fail(_job_error(f"{cause.message}: it was removed or renamed{waited}"))
-        first, longest = _UNKNOWN_BACKOFF
-        self.unknown_tries += 1
-        await self._pause(min(left, first * 2 ** min(self.unknown_tries - 1, 10), longest))
-
-    async def _reroute(self, cause: ApplicationError) -> None:
-        current = ExecOptions.from_dict(_details(cause).get("options"))
-        if current is None or self.reroutes >= _MAX_REROUTES:
-            self._fail(_job_error(f"{cause.message}, and keeps changing between workers: schedule it again"))
-        if self.reroutes:  # workers of two versions take turns: give the deploy time to end
-            await self._pause(timedelta(seconds=2 ** (self.reroutes - 1)))
-        self.reroutes += 1
-        self.options = current
-
-    async def _pause(self, span: timedelta) -> None:
         try:
-            await workflow.sleep(span)
+            # A mutation canceled once due may have had an attempt on a worker since lost: the
+            # cancel reaches it in the execution, which looks for a committed attempt.
+            result = await Execution(spec.name, spec.options, inp, updates).outcome()
         except asyncio.CancelledError:
-            self.cancel_requested = True
-            _record("canceled", [])
+            await _complete(spec, "canceled")
             raise
-
-    def _fail(self, failure: ApplicationError) -> NoReturn:
-        _record("failed", [], failure.message)
-        raise failure
-
-
-def _cause(err: FailureError) -> BaseException | None:
-    """What made an attempt fail (local activities fail without an ActivityError wrapper)."""
-    return err.cause if isinstance(err, ActivityError) else err
+        except ApplicationError as failure:  # the job failed, its state recorded
+            await _complete(spec, "failed", error=failure.message)
+            raise
+        await _complete(spec, "success", result=result)
+        return result
 
 
-def _details(err: ApplicationError) -> dict[str, Any]:
-    first = err.details[0] if err.details else None
-    return first if isinstance(first, dict) else {}
+def _cron_due_time(info: workflow.Info) -> datetime:
+    due = info.typed_search_attributes.get(_SCHEDULED_START)
+    return due if due is not None else info.start_time
 
 
-def _job_error(message: str) -> ApplicationError:
-    return ApplicationError(message, type="KitcnJobError", non_retryable=True)
+async def _complete(spec: JobSpec, state: StateKind, *, error: str | None = None, result: Any = None) -> None:
+    """Run the job's ``on_complete`` mutation once (its exec id is the job's), if it has one.
 
-
-def _span(span: timedelta) -> str:
-    """``10m``, ``1h30m``, ``45s``: a grace period as people write it."""
-    seconds = int(span.total_seconds())
-    parts = [
-        f"{n}{unit}" for n, unit in ((seconds // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")) if n
-    ]
-    return "".join(parts) or f"{span.total_seconds():g}s"
+    It runs after the job's state is recorded and never changes it: a callback that fails
+    for good is logged, and the job closes with its own outcome.
+    """
+    if spec.on_complete is None or spec.on_complete_options is None:
+        return
+    job_id = workflow.info().workflow_id
+    completion = {"job_id": job_id, "name": spec.name, "state": {"kind": state, "error": error}, "result": result}
+    inp = ExecInput(args=completion, exec_id=f"{job_id}/on_complete", kind="mutation")
+    try:
+        await start_procedure(spec.on_complete, spec.on_complete_options, inp)
+    except FailureError as err:
+        workflow.logger.warning(
+            "on_complete %s of job %s failed: %s",
+            spec.on_complete,
+            job_id,
+            job_failure(spec.on_complete, spec.on_complete_options, err).message,
+        )
 
 
 @workflow.defn(name=CALL_WORKFLOW, sandboxed=False)
@@ -272,102 +129,6 @@ class CallWorkflow:
         call_id = workflow.info().workflow_id
         inp = ExecInput(args=spec.args, exec_id=call_id, auth=spec.auth, kind=spec.options.kind)
         try:
-            return await _start(spec.name, spec.options, inp)
+            return await start_procedure(spec.name, spec.options, inp)
         except FailureError as err:
-            raise _failure(spec.name, spec.options, err) from None
-
-
-#: Activity id prefix of a procedure tried again on any worker: never eagerly run by the worker
-#: that scheduled it, which does not know the procedure (:class:`AnyWorkerInterceptor`).
-ANY_WORKER_ACTIVITY = "any-worker-"
-
-
-def _start(
-    name: str, options: ExecOptions, inp: ExecInput, *, remote: str | None = None
-) -> workflow.ActivityHandle[Any]:
-    """Start the procedure's activity. Both kinds report their end after a cancel request.
-
-    :param remote: an activity id: run the procedure (a query or mutation too) as an activity
-        that any worker of the task queue may take, not this one at once (it does not know
-        the procedure).
-    """
-    timeout = timedelta(milliseconds=options.timeout_ms)
-    retry = options.retry.to_policy()
-    wait = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-    if options.kind == "action" or remote or options.own_queue:
-        return workflow.start_activity(
-            name,
-            inp,
-            activity_id=remote,
-            # A rate-limited or concurrency-limited procedure has a task queue of its own.
-            task_queue=procedure_queue(workflow.info().task_queue, name) if options.own_queue else None,
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=None if options.heartbeat_ms is None else timedelta(milliseconds=options.heartbeat_ms),
-            retry_policy=retry,
-            cancellation_type=wait,
-        )
-    # Queries and mutations are short: a local activity saves the task-queue round trip
-    # and most of the history events, and is retried by the worker with the same policy.
-    return workflow.start_local_activity(
-        name, inp, start_to_close_timeout=timeout, retry_policy=retry, cancellation_type=wait
-    )
-
-
-class AnyWorkerInterceptor(Interceptor):
-    """Keeps a procedure tried again on any worker off the worker that scheduled it.
-
-    A worker runs the activities its workflows schedule at once when it can (eager
-    execution): the one that found the procedure unknown would take every retry.
-    """
-
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor] | None:
-        return _AnyWorkerInbound
-
-
-class _AnyWorkerInbound(WorkflowInboundInterceptor):
-    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
-        super().init(_AnyWorkerOutbound(outbound))
-
-
-class _AnyWorkerOutbound(WorkflowOutboundInterceptor):
-    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        if input.activity_id and input.activity_id.startswith(ANY_WORKER_ACTIVITY):
-            input.disable_eager_execution = True
-        return super().start_activity(input)
-
-
-#: The failure type the SDK reports for an activity its stopping worker cut off.
-_WORKER_SHUTDOWN = "WorkerShutdown"
-
-
-def _failure(name: str, options: ExecOptions, err: FailureError) -> ApplicationError:
-    """The job's failure: the procedure's own error, or why the procedure could not finish."""
-    cause = err.cause if isinstance(err, ActivityError) else err
-    if isinstance(cause, ApplicationError) and cause.type == _WORKER_SHUTDOWN and options.kind == "action":
-        message = f"{TRANSIENT_ACTION_ERROR} {name}: its worker shut down before it finished"
-        return ApplicationError(message, type="KitcnJobError", non_retryable=True)
-    if isinstance(cause, ApplicationError):
-        return ApplicationError(
-            cause.message,
-            *cause.details,
-            type=cause.type,
-            non_retryable=True,
-            category=cause.category,
-        )
-    if isinstance(cause, TimeoutError) and cause.type == TimeoutType.HEARTBEAT:
-        message = f"{TRANSIENT_ACTION_ERROR} {name}: its worker stopped responding"
-    elif isinstance(cause, TimeoutError):
-        message = f"{name} timed out after {options.timeout_ms / 1000:g}s"
-        if options.kind == "action":
-            message = f"{TRANSIENT_ACTION_ERROR} {name}: {message}"
-    else:
-        message = f"{name} failed: {cause or err}"
-    return ApplicationError(message, type="KitcnJobError", non_retryable=True)
-
-
-def _record(state: StateKind, updates: list[SearchAttributeUpdate[Any]], error: str | None = None) -> None:
-    workflow.upsert_search_attributes([*updates, SA_STATE.value_set(state)])
-    if error is not None:
-        workflow.upsert_memo({MEMO_ERROR: error})
+            raise job_failure(spec.name, spec.options, err) from None

@@ -226,7 +226,7 @@ async def test_interval_cron_runs_are_successful_jobs(kitcn: KitcnClient, declar
         return done if len(done) >= 2 else None
 
     runs = await wait_for(two_successful_runs, timeout=30)
-    assert all(run.id.startswith(f"kitcn-cron:{name}-") for run in runs)
+    assert all(run.id.startswith(f"cronjobs.tick:cron:{name}-") for run in runs)  # the function first
     assert {run.id for run in runs} <= {job.id for _, job, _ in RUNS[tok]}
 
 

@@ -138,6 +138,30 @@ async def test_a_canceled_mutation_job_whose_attempt_committed_before_its_worker
     assert [m.job_id for m in await backend.rows(Mark, tok)] == [output["mark_job"]]
 
 
+async def test_a_completion_callback_runs_once_when_its_worker_dies_right_after_it_commits(
+    backend: Backend, temporal_server: DevServer
+) -> None:
+    """docs/semantics.md §12: the callback is a step of the job's workflow, exactly once with the store."""
+    queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
+    proc = worker_process(
+        temporal_server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", f"done:{tok}"
+    )
+    try:
+        doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
+        schedule = create_caller(doomed, notes).schedule.options(on_complete=notes.note_completed)
+        job_id = await schedule.now.add_note(token=tok)
+        assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL  # right after the callback's commit
+        assert len(await backend.rows(Mark, f"done:{tok}")) == 1
+        async with Worker(backend.client, task_queue=queue):
+            await backend.client.get_workflow_handle(job_id).result()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (await doomed.system.get(job_id)).state.kind == "success"  # type: ignore[union-attr]
+    assert len(await backend.rows(Mark, f"done:{tok}")) == 1
+    assert len(await backend.rows(Note, tok)) == 1
+
+
 async def test_a_mutation_that_raises_commits_nothing_and_schedules_nothing(backend: Backend) -> None:
     tok = token()
     with pytest.raises(CRPCError) as caught:

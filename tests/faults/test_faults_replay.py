@@ -10,9 +10,11 @@ do it deliberately, when a change to the workflow is meant to be incompatible.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,12 +28,24 @@ from temporalio.workflow import NondeterminismError
 from faultapp import misuse, work
 from faultkit import HERE, FaultApp, Workers, fault_app, final_rows
 from helpers import token
-from kitcn_temporal import JOB_WORKFLOW, App, CRPCError, KitcnPlugin, create_caller, cron_jobs, setup_namespace
+from kitcn_temporal import (
+    JOB_WORKFLOW,
+    App,
+    CRPCError,
+    KitcnClient,
+    KitcnPlugin,
+    create_caller,
+    cron_jobs,
+    setup_namespace,
+)
 from kitcn_temporal._devserver import start_dev_server
 from kitcn_temporal._wire import CALL_WORKFLOW, JobSpec
 from testapp.probe import wait_for
 
 HISTORIES = HERE / "histories"
+#: Histories recorded by an earlier version (the job's spec as its input, its arguments in
+#: the memo): jobs started then must keep running after an upgrade. Never re-recorded.
+EARLIER = HISTORIES / "v1"
 RECORD = os.environ.get("KITCN_RECORD_HISTORIES") == "1"
 
 #: Every shape a job (or a direct call) takes, each one recorded history.
@@ -39,13 +53,20 @@ SHAPES = (
     "now", "after", "canceled", "created_canceled", "failed", "retried", "schedules_from_mutation",
     "scheduled_by_mutation", "action", "action_failed", "action_timed_out", "action_canceled_while_running",
     "action_lost_with_its_worker", "action_cut_off_by_shutdown", "cron_run", "call", "call_failed",
+    "with_callback", "canceled_with_callback", "canceled_while_retrying", "unknown_procedure", "keyed",
+    "own_queue",
 )  # fmt: skip
+#: The shapes of the earlier version's histories.
+EARLIER_SHAPES = SHAPES[:17]
 
 
 #: How each shape's history ends, where it does not end ``COMPLETED``.
 ENDINGS = {
     "canceled": "CANCELED",
     "created_canceled": "CANCELED",
+    "canceled_with_callback": "CANCELED",
+    "canceled_while_retrying": "CANCELED",
+    "unknown_procedure": "FAILED",
     **dict.fromkeys(("failed", "action_failed", "action_timed_out", "call_failed"), "FAILED"),
     **dict.fromkeys(("action_lost_with_its_worker", "action_cut_off_by_shutdown"), "FAILED"),
 }
@@ -60,8 +81,8 @@ def replayer() -> Replayer:
     return Replayer(workflows=[], plugins=[KitcnPlugin(App.discover("faultapp"))])
 
 
-def committed() -> dict[str, WorkflowHistory]:
-    return {p.stem: WorkflowHistory.from_json(p.stem, p.read_text()) for p in sorted(HISTORIES.glob("*.json"))}
+def committed(directory: Path = HISTORIES) -> dict[str, WorkflowHistory]:
+    return {p.stem: WorkflowHistory.from_json(p.stem, p.read_text()) for p in sorted(directory.glob("*.json"))}
 
 
 async def replay_failures(histories: dict[str, WorkflowHistory]) -> dict[str, str]:
@@ -97,6 +118,7 @@ async def simple_shapes(fault: FaultApp, tok: str) -> dict[str, str]:
         "action_timed_out": await schedule.now.overrun(ledger=ledger, duration_ms=3000),
         "action_canceled_while_running": await schedule.now.record(ledger=ledger, release=str(release)),
     }
+    ids.update(await newer_shapes(fault, tok))
     await schedule.cancel(ids["canceled"])
     await started(fault, ids["action_canceled_while_running"])
     await schedule.cancel(ids["action_canceled_while_running"])
@@ -116,6 +138,30 @@ async def simple_shapes(fault: FaultApp, tok: str) -> dict[str, str]:
     ids["scheduled_by_mutation"] = await fault.client.get_workflow_handle(ids["schedules_from_mutation"]).result()
     await final_rows(fault, [ids["scheduled_by_mutation"]], timeout=30)
     assert rows[ids["action_canceled_while_running"]].state.kind == "success"
+    return ids
+
+
+async def newer_shapes(fault: FaultApp, tok: str) -> dict[str, str]:
+    """Job ids of the shapes this version added: callbacks, cancels during retries, deploys,
+    keys, procedures on a task queue of their own."""
+    schedule, scheduler = create_caller(fault.kitcn, work).schedule, fault.kitcn.scheduler
+    with_callback = schedule.options(on_complete=work.completed)
+    ids = {
+        "with_callback": await with_callback.now.bump(token=tok),
+        "canceled_with_callback": await with_callback.after(timedelta(hours=1)).bump(token=tok),
+        "canceled_while_retrying": await schedule.now.always_transient(token=tok),
+        "keyed": await schedule.options(key=f"replay:{tok}", priority=2).now.bump(token=tok),
+        "own_queue": await schedule.now.serial_bump(token=tok),
+    }
+    # Scheduled by an app that has the procedure; the fault workers do not know it.
+    other = KitcnClient(fault.client, App.discover("deployapp_v1", task_queue=fault.queue))
+    ids["unknown_procedure"] = await other.scheduler.run_after(0, "deploy.removed", {"ledger": str(fault.ledger)})
+    await scheduler.cancel(ids["canceled_with_callback"])
+
+    # Its attempts fail 0.5 s, then 1 s apart inside one workflow task (local activity retries
+    # leave no event until they end): let a few go by before the cancel.
+    await asyncio.sleep(2)
+    await scheduler.cancel(ids["canceled_while_retrying"])
     return ids
 
 
@@ -140,7 +186,7 @@ async def direct_calls(fault: FaultApp) -> dict[str, str]:
 
 
 async def record(fault: FaultApp, workers: Workers, tok: str) -> dict[str, WorkflowHistory]:
-    first = await workers.start()
+    first = await workers.start("--unknown-grace", "1")
     ids = await simple_shapes(fault, tok)
     ids.update(await direct_calls(fault))
     endless = {"ledger": str(fault.ledger), "release": str(fault.directory / "never")}
@@ -204,6 +250,14 @@ async def test_the_committed_histories_replay_without_nondeterminism() -> None:
     assert await replay_failures(committed()) == {}
 
 
+def test_the_earlier_versions_histories_cover_its_job_shapes() -> None:
+    assert sorted(committed(EARLIER)) == sorted(EARLIER_SHAPES)
+
+
+async def test_jobs_started_by_the_earlier_version_replay_without_nondeterminism() -> None:
+    assert await replay_failures(committed(EARLIER)) == {}
+
+
 @workflow.defn(name=JOB_WORKFLOW, sandboxed=False)
 class ChangedJobWorkflow:
     """The job workflow changed incompatibly: it waits a second more before running the procedure."""
@@ -217,4 +271,4 @@ class ChangedJobWorkflow:
 async def test_an_incompatible_change_to_the_job_workflow_fails_replay() -> None:
     changed = Replayer(workflows=[ChangedJobWorkflow], data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError):
-        await changed.replay_workflow(committed()["now"])
+        await changed.replay_workflow(committed(EARLIER)["now"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -36,6 +37,21 @@ async def add_note(ctx, input: TokenIn) -> NoteOut:
     await ctx.db.flush()
     mark_job = await create_caller(ctx, sys.modules[__name__]).schedule.now.mark(token=input.token)
     return NoteOut(token=input.token, note_id=note.id, mark_job=mark_job)
+
+
+class Completion(BaseModel):
+    job_id: str
+    name: str
+    state: dict[str, Any]
+    result: Any = None
+
+
+@private_mutation.input(Completion).mutation
+async def note_completed(ctx, input: Completion) -> dict[str, str]:
+    """A completion callback that writes a mark ``done:<token>`` (the token from the job's result)."""
+    token = f"done:{(input.result or {}).get('token', input.job_id)}"
+    ctx.db.add(Mark(token=token, job_id=input.job_id))
+    return {"token": token}
 
 
 @private_mutation.input(TokenIn).mutation

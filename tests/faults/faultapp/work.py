@@ -100,3 +100,28 @@ async def schedule_and_cancel(ctx, input: BumpIn) -> str:
     job_id = await ctx.scheduler.run_after(0, "work.followup", {"token": input.token})
     await ctx.scheduler.cancel(job_id)
     return job_id
+
+
+@private_mutation.input(BumpIn).mutation
+async def always_transient(ctx, input: BumpIn) -> None:
+    """Fails transiently on every attempt: it retries until canceled."""
+    raise ConnectionError("database unreachable, again")
+
+
+class CompletionIn(BaseModel):
+    job_id: str
+    name: str
+    state: dict
+    result: object = None
+
+
+@private_mutation.input(CompletionIn).mutation
+async def completed(ctx, input: CompletionIn) -> None:
+    """A completion callback: one effect row per job that ended."""
+    ctx.db.add(Effect(job_id=input.job_id, token=input.state["kind"], kind="completed"))
+
+
+@private_mutation.input(BumpIn).concurrency(1).mutation
+async def serial_bump(ctx, input: BumpIn) -> None:
+    """Concurrency-limited: a regular activity on a task queue of its own."""
+    ctx.db.add(Effect(job_id=run_id(ctx), token=input.token, kind="serial"))

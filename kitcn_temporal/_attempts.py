@@ -1,0 +1,306 @@
+"""A job's procedure inside its workflow: its attempts, through cancels and deploys.
+
+Deterministic code, like the workflows that use it (see :mod:`kitcn_temporal._workflow`):
+:class:`Execution` starts the procedure's activity and acts on how it ends; the helpers
+start activities, turn their failures into the job's, and record its state.
+
+Layer: execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    TimeoutError,
+    TimeoutType,
+)
+from temporalio.worker import (
+    Interceptor,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
+
+from ._wire import (
+    KIND_CHANGED_ERROR,
+    MEMO_ERROR,
+    MEMO_WAITING,
+    NOT_COMMITTED_ERROR,
+    SA_STATE,
+    TRANSIENT_ACTION_ERROR,
+    UNKNOWN_PROCEDURE_ERROR,
+    ExecInput,
+    ExecOptions,
+    StateKind,
+    procedure_queue,
+)
+
+#: A job whose procedure changed kind is run again under the new kind at most this often
+#: (during a rolling deploy, workers of both versions may take turns).
+_MAX_REROUTES = 5
+#: Waits between tries of a job whose procedure no worker knows: doubling, up to the last.
+_UNKNOWN_BACKOFF = (timedelta(seconds=1), timedelta(seconds=30))
+
+
+class Execution:
+    """Runs a job's procedure until the job has an outcome, through cancels and deploys.
+
+    * A cancel request never interrupts a running action (it is told, and runs to its end);
+      a query or mutation gets no new attempt, and one whose handler has returned commits.
+    * A procedure no worker knows (removed or renamed by a deploy) is tried again, as an
+      activity any worker of the task queue may take, until the grace period of the worker
+      that found it unknown ends; then the job fails naming it.
+    * A procedure whose kind changed since the job was scheduled runs under its current
+      definition (an action that used to be a mutation runs at most once).
+    """
+
+    def __init__(
+        self, name: str, options: ExecOptions, inp: ExecInput, updates: list[SearchAttributeUpdate[Any]]
+    ) -> None:
+        self.name = name
+        self.options = options
+        self.inp = inp
+        self.updates = updates
+        self.cancel_requested = False
+        self.in_progress = False
+        #: When a worker first said it does not know the procedure, and the grace it gives.
+        self.unknown: tuple[datetime, timedelta] | None = None
+        self.unknown_tries = 0
+        self.reroutes = 0
+
+    async def outcome(self) -> Any:
+        while True:
+            if self.options.kind == "action" and not self.in_progress:
+                self.in_progress = True
+                self.updates.append(SA_STATE.value_set("inProgress"))
+            if self.updates:
+                workflow.upsert_search_attributes(self.updates)
+                self.updates = []
+            try:
+                result = await self._attempt()
+            except FailureError as err:
+                if self.cancel_requested and isinstance(_cause(err), CancelledError):
+                    return await self._end_canceled()
+                await self._before_trying_again(err)
+                continue
+            if self.unknown is not None:
+                workflow.upsert_memo({MEMO_WAITING: None})
+            record_state("success", [])
+            return result
+
+    async def _attempt(self) -> Any:
+        remote = f"{ANY_WORKER_ACTIVITY}{self.unknown_tries}" if self.unknown is not None else None
+        handle = start_procedure(self.name, self.options, self._input(), remote=remote)
+        while True:
+            try:
+                # A cancel request does not stop a running procedure: its outcome is recorded.
+                return await asyncio.shield(handle)
+            except asyncio.CancelledError:
+                if self.cancel_requested:
+                    if handle.cancelled():  # canceled in the same task that started it: it never ran
+                        raise CancelledError("canceled before it started") from None
+                    raise
+                self.cancel_requested = True
+                # An action is told (it keeps running; what it schedules from now on is created
+                # canceled); a query or mutation gets no new attempt. Both report their end.
+                handle.cancel()
+
+    def _input(self, **changes: Any) -> ExecInput:
+        return dataclasses.replace(self.inp, kind=self.options.kind, **changes)
+
+    async def _end_canceled(self) -> Any:
+        """The cancel stopped the procedure: ``canceled``, unless an attempt had committed.
+
+        A mutation attempt may have committed and then lost its worker before reporting: a
+        last activity that runs no code looks for its record and, if found, starts its jobs.
+        """
+        if self.options.kind != "action":
+            try:
+                result = await start_procedure(self.name, self.options, self._input(recover_only=True))
+            except FailureError as err:
+                cause = _cause(err)
+                if not (isinstance(cause, ApplicationError) and cause.type == NOT_COMMITTED_ERROR):
+                    raise
+            else:
+                record_state("success", [])
+                return result
+        record_state("canceled", [])
+        raise asyncio.CancelledError()
+
+    async def _before_trying_again(self, err: FailureError) -> None:
+        """Wait before the procedure runs again, or raise the job's failure if it will not."""
+        cause = _cause(err)
+        if isinstance(cause, ApplicationError) and cause.type == UNKNOWN_PROCEDURE_ERROR:
+            await self._wait_for_a_worker_that_knows(cause)
+        elif isinstance(cause, ApplicationError) and cause.type == KIND_CHANGED_ERROR:
+            await self._reroute(cause)
+        else:
+            self._fail(job_failure(self.name, self.options, err))
+
+    async def _wait_for_a_worker_that_knows(self, cause: ApplicationError) -> None:
+        now = workflow.now()
+        if self.unknown is None:
+            grace = timedelta(milliseconds=int(_details(cause).get("grace_ms", 0)))
+            self.unknown = (now, grace)
+            if grace > timedelta(0):
+                until = (now + grace).strftime("%Y-%m-%d %H:%M:%S UTC")
+                workflow.upsert_memo({MEMO_WAITING: f"{cause.message}: waiting until {until} for one that does"})
+        since, grace = self.unknown
+        left = since + grace - now
+        if left <= timedelta(0):
+            waited = f" (waited {_span(grace)} for a worker that knows it)" if grace else ""
+            self._fail(_job_error(f"{cause.message}: it was removed or renamed{waited}"))
+        first, longest = _UNKNOWN_BACKOFF
+        self.unknown_tries += 1
+        await self._pause(min(left, first * 2 ** min(self.unknown_tries - 1, 10), longest))
+
+    async def _reroute(self, cause: ApplicationError) -> None:
+        current = ExecOptions.from_dict(_details(cause).get("options"))
+        if current is None or self.reroutes >= _MAX_REROUTES:
+            self._fail(_job_error(f"{cause.message}, and keeps changing between workers: schedule it again"))
+        if self.reroutes:  # workers of two versions take turns: give the deploy time to end
+            await self._pause(timedelta(seconds=2 ** (self.reroutes - 1)))
+        self.reroutes += 1
+        self.options = current
+
+    async def _pause(self, span: timedelta) -> None:
+        try:
+            await workflow.sleep(span)
+        except asyncio.CancelledError:
+            self.cancel_requested = True
+            record_state("canceled", [])
+            raise
+
+    def _fail(self, failure: ApplicationError) -> NoReturn:
+        record_state("failed", [], failure.message)
+        raise failure
+
+
+def _cause(err: FailureError) -> BaseException | None:
+    """What made an attempt fail (local activities fail without an ActivityError wrapper)."""
+    return err.cause if isinstance(err, ActivityError) else err
+
+
+def _details(err: ApplicationError) -> dict[str, Any]:
+    first = err.details[0] if err.details else None
+    return first if isinstance(first, dict) else {}
+
+
+def _job_error(message: str) -> ApplicationError:
+    return ApplicationError(message, type="KitcnJobError", non_retryable=True)
+
+
+def _span(span: timedelta) -> str:
+    """``10m``, ``1h30m``, ``45s``: a grace period as people write it."""
+    seconds = int(span.total_seconds())
+    parts = [
+        f"{n}{unit}" for n, unit in ((seconds // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")) if n
+    ]
+    return "".join(parts) or f"{span.total_seconds():g}s"
+
+
+#: Activity id prefix of a procedure tried again on any worker: never eagerly run by the worker
+#: that scheduled it, which does not know the procedure (:class:`AnyWorkerInterceptor`).
+ANY_WORKER_ACTIVITY = "any-worker-"
+
+
+def start_procedure(
+    name: str, options: ExecOptions, inp: ExecInput, *, remote: str | None = None
+) -> workflow.ActivityHandle[Any]:
+    """Start the procedure's activity. Both kinds report their end after a cancel request.
+
+    :param remote: an activity id: run the procedure (a query or mutation too) as an activity
+        that any worker of the task queue may take, not this one at once (it does not know
+        the procedure).
+    """
+    timeout = timedelta(milliseconds=options.timeout_ms)
+    retry = options.retry.to_policy()
+    wait = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+    if options.kind == "action" or remote or options.own_queue:
+        return workflow.start_activity(
+            name,
+            inp,
+            activity_id=remote,
+            # A rate-limited or concurrency-limited procedure has a task queue of its own.
+            task_queue=procedure_queue(workflow.info().task_queue, name) if options.own_queue else None,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=None if options.heartbeat_ms is None else timedelta(milliseconds=options.heartbeat_ms),
+            retry_policy=retry,
+            cancellation_type=wait,
+        )
+    # Queries and mutations are short: a local activity saves the task-queue round trip
+    # and most of the history events, and is retried by the worker with the same policy.
+    return workflow.start_local_activity(
+        name, inp, start_to_close_timeout=timeout, retry_policy=retry, cancellation_type=wait
+    )
+
+
+class AnyWorkerInterceptor(Interceptor):
+    """Keeps a procedure tried again on any worker off the worker that scheduled it.
+
+    A worker runs the activities its workflows schedule at once when it can (eager
+    execution): the one that found the procedure unknown would take every retry.
+    """
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _AnyWorkerInbound
+
+
+class _AnyWorkerInbound(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_AnyWorkerOutbound(outbound))
+
+
+class _AnyWorkerOutbound(WorkflowOutboundInterceptor):
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+        if input.activity_id and input.activity_id.startswith(ANY_WORKER_ACTIVITY):
+            input.disable_eager_execution = True
+        return super().start_activity(input)
+
+
+#: The failure type the SDK reports for an activity its stopping worker cut off.
+_WORKER_SHUTDOWN = "WorkerShutdown"
+
+
+def job_failure(name: str, options: ExecOptions, err: FailureError) -> ApplicationError:
+    """The job's failure: the procedure's own error, or why the procedure could not finish."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and cause.type == _WORKER_SHUTDOWN and options.kind == "action":
+        message = f"{TRANSIENT_ACTION_ERROR} {name}: its worker shut down before it finished"
+        return ApplicationError(message, type="KitcnJobError", non_retryable=True)
+    if isinstance(cause, ApplicationError):
+        return ApplicationError(
+            cause.message,
+            *cause.details,
+            type=cause.type,
+            non_retryable=True,
+            category=cause.category,
+        )
+    if isinstance(cause, TimeoutError) and cause.type == TimeoutType.HEARTBEAT:
+        message = f"{TRANSIENT_ACTION_ERROR} {name}: its worker stopped responding"
+    elif isinstance(cause, TimeoutError):
+        message = f"{name} timed out after {options.timeout_ms / 1000:g}s"
+        if options.kind == "action":
+            message = f"{TRANSIENT_ACTION_ERROR} {name}: {message}"
+    else:
+        message = f"{name} failed: {cause or err}"
+    return ApplicationError(message, type="KitcnJobError", non_retryable=True)
+
+
+def record_state(state: StateKind, updates: list[SearchAttributeUpdate[Any]], error: str | None = None) -> None:
+    workflow.upsert_search_attributes([*updates, SA_STATE.value_set(state)])
+    if error is not None:
+        workflow.upsert_memo({MEMO_ERROR: error})
