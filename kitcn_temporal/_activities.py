@@ -27,6 +27,7 @@ from ._procedures import Procedure
 from ._run import run_procedure, unit_mode_for
 from ._unit import Unit
 from ._wire import (
+    CANCELED_ERROR,
     KIND_CHANGED_ERROR,
     NOT_COMMITTED_ERROR,
     UNKNOWN_PROCEDURE_ERROR,
@@ -99,6 +100,8 @@ async def execute(app: App, name: str, proc: Procedure, inp: ExecInput) -> Any:
     )
     if inp.recover_only:
         return await _recover(app, name, unit)
+    if proc.kind != "action" and inp.job_id is not None and info.attempt > 1:
+        await _refuse_if_canceled(jobs, inp.job_id, name)
     run = run_procedure(app, proc, name, unit, auth=inp.auth, job=job, args=inp.args)
     try:
         if proc.kind == "action":
@@ -123,6 +126,21 @@ def _kind_changed(app: App, name: str, proc: Procedure, scheduled: str) -> Appli
         non_retryable=True,
         category=ApplicationErrorCategory.BENIGN,
     )
+
+
+async def _refuse_if_canceled(jobs: Jobs, job_id: str, name: str) -> None:
+    """A retried mutation attempt of a canceled job does not run.
+
+    The job's workflow hears of a cancel request only when its worker next reports (a
+    mutation's retries run inside one workflow task): each retry asks Temporal itself.
+    """
+    if await jobs.cancel_requested(job_id):
+        raise ApplicationError(
+            f"{name} was not tried again: its job was canceled",
+            type=CANCELED_ERROR,
+            non_retryable=True,
+            category=ApplicationErrorCategory.BENIGN,
+        )
 
 
 async def _recover(app: App, name: str, unit: Unit) -> Any:

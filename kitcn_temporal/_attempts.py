@@ -33,6 +33,7 @@ from temporalio.worker import (
 )
 
 from ._wire import (
+    CANCELED_ERROR,
     KIND_CHANGED_ERROR,
     MEMO_ERROR,
     MEMO_WAITING,
@@ -90,7 +91,10 @@ class Execution:
             try:
                 result = await self._attempt()
             except FailureError as err:
-                if self.cancel_requested and isinstance(_cause(err), CancelledError):
+                cause = _cause(err)
+                refused = isinstance(cause, ApplicationError) and cause.type == CANCELED_ERROR
+                if refused or (self.cancel_requested and isinstance(cause, CancelledError)):
+                    self.cancel_requested = True
                     return await self._end_canceled()
                 await self._before_trying_again(err)
                 continue
@@ -136,6 +140,9 @@ class Execution:
                 record_state("success", [])
                 return result
         record_state("canceled", [])
+        # A retry that found the job canceled can come before the request reaches this
+        # workflow: the job closes canceled once it has.
+        await workflow.wait_condition(lambda: workflow.cancellation_reason() is not None)
         raise asyncio.CancelledError()
 
     async def _before_trying_again(self, err: FailureError) -> None:

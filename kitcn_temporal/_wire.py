@@ -55,6 +55,8 @@ TRANSIENT_ACTION_ERROR = "transient error while executing action"
 UNKNOWN_PROCEDURE_ERROR = "KitcnUnknownProcedure"
 #: The procedure's kind is not the one the job was scheduled with (changed by a deploy).
 KIND_CHANGED_ERROR = "KitcnKindChanged"
+#: A retried mutation attempt found its job canceled: it did not run, the job ends canceled.
+CANCELED_ERROR = "KitcnCanceled"
 #: A canceled mutation job's recovery found no committed attempt: the job ends canceled.
 NOT_COMMITTED_ERROR = "KitcnNotCommitted"
 
