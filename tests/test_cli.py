@@ -269,6 +269,18 @@ async def test_jobs_get_prints_the_job_field_by_field(address: str, failed_job: 
     assert fields["scheduled"].split(" (")[0].endswith(" UTC") and fields["completed"].endswith(" UTC")
 
 
+async def test_schedule_with_a_key_and_a_priority_shows_both_and_the_key_gives_the_same_job(address: str) -> None:
+    key = f"cli:{uuid.uuid4().hex}"
+    args = ["schedule", "targets.touch", "--app", "testapp", "--after", "1h", "--args", '{"token": "t"}']
+    first = await cli(address, *args, "--key", key, "--priority", "1")
+    assert first.code == 0, first.err
+    fields = dict(line.split(None, 1) for line in first.out.splitlines())
+    assert fields["id"] == f"key:{key}" and fields["key"] == key and fields["priority"] == "1"
+    again = await cli(address, *args, "--key", key, "--json")
+    assert again.json()["id"] == f"key:{key}"
+    assert (await cli(address, "jobs", "cancel", f"key:{key}")).code == 0
+
+
 # -- mistakes: one line on stderr, a non-zero exit, no traceback ----------------------------
 
 

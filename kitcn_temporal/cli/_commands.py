@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def schedule(args: argparse.Namespace) -> int:
-    """``schedule NAME (--after D | --at T) --args JSON``: schedule a procedure, print its job."""
+    """``schedule NAME (--after D | --at T) [--key K] [--priority N] --args JSON``: schedule, print the job."""
     app = load_app(args)
     payload = parse_args_json(args.args)
     after = parse_duration_ms(args.after) if args.after is not None else None
@@ -76,11 +76,12 @@ async def schedule(args: argparse.Namespace) -> int:
     app.get(args.name)
     client = await connect(connect_config(args), app)
     scheduler = KitcnClient(client, app).scheduler
+    flow = {"key": args.key, "priority": args.priority}
     if after is not None:
-        job_id = await scheduler.run_after(after, args.name, payload)
+        job_id = await scheduler.run_after(after, args.name, payload, **flow)
     else:
         assert at is not None  # argparse requires one of --after / --at
-        job_id = await scheduler.run_at(at, args.name, payload)
+        job_id = await scheduler.run_at(at, args.name, payload, **flow)
     job = await SystemTable(client).get(job_id)
     if job is None:  # describe is strongly consistent: only a concurrent reset of the server
         raise CliError(f"job {job_id} was started but cannot be read back")

@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     when = schedule.add_mutually_exclusive_group(required=True)
     when.add_argument("--after", metavar="DELAY", help="delay: 5s, 1500ms, 2m, 1h, 1d or a number of ms")
     when.add_argument("--at", metavar="TIME", help="ISO 8601 time with a timezone, or ms since the epoch")
+    schedule.add_argument("--key", help="an idempotency key: the same key always gives the same job")
+    schedule.add_argument("--priority", type=int, metavar="N", help="task priority, 1 (first) to 5 (last)")
     schedule.set_defaults(handler=_commands.schedule)
     for sub in (run, schedule):
         sub.add_argument("name", metavar="NAME", help="the procedure, e.g. orders.charge")
