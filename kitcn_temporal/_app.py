@@ -36,6 +36,9 @@ class App:
     :param action_heartbeat_timeout: a worker lost mid-action fails its job after this long.
     :param mutation_timeout: default time limit of one mutation or query execution.
     :param action_timeout: default time limit of one action execution.
+    :param commit_guard_delay: with a database, how long a direct mutation that schedules has
+        to commit and start its jobs before its commit guard starts them from the record (or,
+        finding none, makes sure it never commits): see ``docs/semantics.md`` §7.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class App:
         action_heartbeat_timeout: timedelta = timedelta(seconds=10),
         mutation_timeout: timedelta = timedelta(minutes=1),
         action_timeout: timedelta = timedelta(minutes=10),
+        commit_guard_delay: timedelta = timedelta(seconds=30),
     ) -> None:
         if not task_queue or not isinstance(task_queue, str):
             raise ValueError(f"task_queue must be a non-empty string, not {task_queue!r}")
@@ -55,6 +59,7 @@ class App:
             ("action_heartbeat_timeout", action_heartbeat_timeout),
             ("mutation_timeout", mutation_timeout),
             ("action_timeout", action_timeout),
+            ("commit_guard_delay", commit_guard_delay),
         ):
             if not isinstance(value, timedelta) or value <= timedelta(0):
                 raise ValueError(f"{label} must be a positive timedelta, not {value!r}")
@@ -63,6 +68,7 @@ class App:
         self.action_heartbeat_timeout = action_heartbeat_timeout
         self.mutation_timeout = mutation_timeout
         self.action_timeout = action_timeout
+        self.commit_guard_delay = commit_guard_delay
         self.modules: tuple[ModuleType, ...] = tuple(modules)
         self._procedures: dict[str, Procedure] = {}
         self._names: dict[int, str] = {}
