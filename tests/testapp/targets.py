@@ -110,3 +110,10 @@ def sync_touch(ctx, input: TokenIn) -> dict:
     """A plain def: it runs in a worker thread, off the event loop."""
     RUNS[input.token].append(threading.current_thread().name)
     return {"thread": threading.current_thread().name}
+
+
+@private_mutation.input(TokenIn).mutation
+async def always_transient(ctx, input: TokenIn) -> None:
+    """Fails with a transient error on every attempt."""
+    RUNS[input.token].append("attempt")
+    raise ConnectionError("database unreachable")
