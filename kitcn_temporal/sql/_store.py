@@ -27,7 +27,8 @@ from ._schema import RECORD_RETENTION
 logger = logging.getLogger("kitcn_temporal.sql")
 
 #: TEST-ONLY. Called as ``hook(exec_id, output)`` right after a mutation's transaction
-#: commits and before its activity returns (the crash tests kill the worker here).
+#: commits, before its jobs start (the crash tests kill the worker, or a direct call's
+#: producer, here).
 AFTER_COMMIT_TEST_HOOKS: list[Callable[[str, Any], object]] = []
 
 #: The async driver used for each supported database.
