@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         _connection_options(sub)
         _json_option(sub)
 
-    run = command(commands, "run", "call a procedure on a worker and print its output")
+    run = command(commands, "run", "call a procedure (queries and mutations run here) and print its output")
     run.set_defaults(handler=_commands.run)
     schedule = command(commands, "schedule", "schedule a procedure and print its job")
     when = schedule.add_mutually_exclusive_group(required=True)
