@@ -127,6 +127,17 @@ async def run(quick: bool) -> dict[str, Any]:
             results["schedules_per_s_raw_with_metadata"] = sched.rate("raw_job")
             results["ratio_schedule_same_metadata"] = sched.ratio("kitcn", "raw_job")
 
+            keyed = await measure.Rounds.measure(
+                size.repeats,
+                {
+                    "unkeyed": lambda: measure.schedule_rate_kitcn(kitcn, starts),
+                    "keyed": lambda: measure.schedule_rate_kitcn(kitcn, starts, keyed=True),
+                },
+            )
+            results["schedules_per_s_unkeyed"] = keyed.rate("unkeyed")
+            results["schedules_per_s_keyed"] = keyed.rate("keyed")
+            results["ratio_keyed_schedule"] = keyed.ratio("keyed", "unkeyed")
+
             ek, er = await measure.sample_events(kitcn, raw_queue)
             results["events_per_job_kitcn"] = ek
             results["events_per_job_raw"] = er

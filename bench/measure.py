@@ -80,10 +80,16 @@ async def e2e_raw(client: Client, task_queue: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def schedule_rate_kitcn(kitcn: KitcnClient, n: int) -> float:
-    """Producer rate: ``schedule.after(60 s)`` calls per second."""
+async def schedule_rate_kitcn(kitcn: KitcnClient, n: int, *, keyed: bool = False) -> float:
+    """Producer rate: ``schedule.after(60 s)`` calls per second (``keyed``: each with its own
+    idempotency key, ``schedule.options(key=...)``)."""
+    run = uuid.uuid4().hex[:8]
+
+    def key(i: int) -> str | None:
+        return f"bench:{run}:{i}" if keyed else None
+
     started = time.perf_counter()
-    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(60_000, "work.noop", {"n": i}))
+    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(60_000, "work.noop", {"n": i}, key=key(i)))
     rate = n / (time.perf_counter() - started)
     await _discard(kitcn.client, ids)
     return rate
@@ -98,7 +104,7 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, record: 
 
     ``record`` says what else each start carries: nothing (a bare start), only the three
     search attributes semantics §4 (docs/semantics.md) puts on every job, or the whole record of a kitcn job (those
-    search attributes, the arguments in the memo, a summary): the cost of that record,
+    search attributes, its spec and small arguments in the memo, a summary): the cost of that record,
     apart from the plugin's own code.
     """
 
@@ -117,9 +123,10 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, record: 
         }
         if record == "search_attributes":
             return attrs
+        spec = {"name": "raw.noop", "options": {"kind": "mutation", "timeout_ms": 60_000}, "scheduled_time": 0}
         return {
             **attrs,
-            "memo": {"args": {"n": i}},
+            "memo": {"kitcn": spec, "args": {"n": i}},
             "static_summary": f"raw.noop at {due:%Y-%m-%d %H:%M:%S} UTC",
         }
 
