@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -48,28 +49,36 @@ async def test_a_mutations_writes_schedules_and_record_commit_together(backend: 
     assert [m.job_id for m in await backend.rows(Mark, tok)] == [output["mark_job"]]
 
 
+@asynccontextmanager
+async def doomed_worker(backend: Backend, server: DevServer, kill_token: str) -> AsyncIterator[tuple[KitcnClient, Any]]:
+    """A worker process on a task queue of its own that dies (SIGKILL) right after the commit
+    of a mutation whose output carries ``kill_token``, before reporting it to Temporal: as on
+    a power cut. Yields a client for that queue and the process."""
+    queue = f"kitcn-sql-doomed-{token()[:8]}"
+    proc = worker_process(
+        server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", kill_token
+    )
+    try:
+        yield KitcnClient(backend.client, backend.app, task_queue=queue), proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 async def test_a_worker_killed_between_commit_and_report_runs_the_mutation_once(
     backend: Backend, temporal_server: DevServer
 ) -> None:
-    queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
-    # It dies right after the mutation's commit, before reporting to Temporal: as on a power cut.
-    proc = worker_process(
-        temporal_server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", tok
-    )
-    try:
-        doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
+    tok = token()
+    async with doomed_worker(backend, temporal_server, tok) as (doomed, proc):
         job_id = await create_caller(doomed, notes).schedule.now.add_note(token=tok)
         assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
         assert len(await backend.rows(Note, tok)) == 1  # committed before the worker died
         assert await status_of(backend.client, job_id) == WorkflowExecutionStatus.RUNNING
         # A restarted worker on the same queue takes the job over.
-        async with Worker(backend.client, task_queue=queue):
+        async with Worker(backend.client, task_queue=doomed.task_queue):
             job = await wait_state(doomed, job_id, timeout=60)
             output = await backend.client.get_workflow_handle(job_id).result()
             mark = await wait_state(doomed, output["mark_job"])
-    finally:
-        proc.kill()
-        proc.wait()
     assert job.state.kind == "success"
     assert mark.state.kind == "success"
     assert len(await backend.rows(Note, tok)) == 1
@@ -80,22 +89,15 @@ async def test_a_canceled_mutation_job_whose_attempt_committed_before_its_worker
     backend: Backend, temporal_server: DevServer
 ) -> None:
     """docs/semantics.md §3, cancel: the committed attempt stands, and its jobs start."""
-    queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
-    proc = worker_process(
-        temporal_server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", tok
-    )
-    try:
-        doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
+    tok = token()
+    async with doomed_worker(backend, temporal_server, tok) as (doomed, proc):
         job_id = await create_caller(doomed, notes).schedule.now.add_note(token=tok)
         assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
         await doomed.scheduler.cancel(job_id)  # before any worker knows the attempt committed
-        async with Worker(backend.client, task_queue=queue):
+        async with Worker(backend.client, task_queue=doomed.task_queue):
             job = await wait_state(doomed, job_id, timeout=60)
             output = await backend.client.get_workflow_handle(job_id).result()
             mark = await wait_state(doomed, output["mark_job"])
-    finally:
-        proc.kill()
-        proc.wait()
     assert job.state.kind == "success"
     assert mark.state.kind == "success"
     assert len(await backend.rows(Note, tok)) == 1
@@ -106,21 +108,14 @@ async def test_a_completion_callback_runs_once_when_its_worker_dies_right_after_
     backend: Backend, temporal_server: DevServer
 ) -> None:
     """docs/semantics.md §12: the callback is a step of the job's workflow, exactly once with the store."""
-    queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
-    proc = worker_process(
-        temporal_server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", f"done:{tok}"
-    )
-    try:
-        doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
+    tok = token()
+    async with doomed_worker(backend, temporal_server, f"done:{tok}") as (doomed, proc):
         schedule = create_caller(doomed, notes).schedule.options(on_complete=notes.note_completed)
         job_id = await schedule.now.add_note(token=tok)
         assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL  # right after the callback's commit
         assert len(await backend.rows(Mark, f"done:{tok}")) == 1
-        async with Worker(backend.client, task_queue=queue):
+        async with Worker(backend.client, task_queue=doomed.task_queue):
             await backend.client.get_workflow_handle(job_id).result()
-    finally:
-        proc.kill()
-        proc.wait()
     assert (await doomed.system.get(job_id)).state.kind == "success"  # type: ignore[union-attr]
     assert len(await backend.rows(Mark, f"done:{tok}")) == 1
     assert len(await backend.rows(Note, tok)) == 1
