@@ -18,6 +18,7 @@ from ._codec import decode_output, encode_job_args
 from ._errors import CRPCError
 from ._jobs import Jobs
 from ._procedures import Procedure
+from ._runtime_crons import Crons
 from ._scheduler import Scheduler
 from ._status import SystemTable
 from ._unit import Unit
@@ -83,6 +84,11 @@ class KitcnClient:
     def scheduler(self) -> Scheduler:
         """``run_after / run_at / cancel`` by name, taking effect at once."""
         return Scheduler(self.app, Unit("immediate", "client", self._jobs), public_only=self.public_only)
+
+    @property
+    def crons(self) -> Crons:
+        """The app's runtime crons: ``register / unregister / get / list``, taking effect at once."""
+        return Crons(self.app, Unit("immediate", "client", self._jobs), public_only=self.public_only)
 
     @property
     def system(self) -> SystemTable:

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .._wire import NewJob
+from .._unit import Intent
 
 #: Version of the tables below; a database written by a newer version is refused.
 SCHEMA_VERSION = 1
@@ -41,14 +41,14 @@ executions = Table(
     Column("name", String(200), nullable=False),
     #: The mutation's output, as JSON.
     Column("output", Text, nullable=False),
-    #: Its schedules (jobs with their ids) and cancels (job ids), as JSON.
+    #: Its schedules (jobs with their ids), runtime cron changes and cancels (job ids), as JSON.
     Column("intents", Text, nullable=False),
     #: When it committed, in ms since the epoch (for pruning).
     Column("created_at", BigInteger, nullable=False, index=True),
 )
 
 _VERSION_KEY = "schema_version"
-_intents = TypeAdapter(list[NewJob | str])
+_intents: TypeAdapter[list[Intent]] = TypeAdapter(list[Intent])
 
 
 class SchemaVersionError(RuntimeError):
@@ -57,10 +57,10 @@ class SchemaVersionError(RuntimeError):
 
 @dataclass(frozen=True)
 class Record:
-    """What a committed execution left behind: its output and its schedules/cancels."""
+    """What a committed execution left behind: its output and its schedules, cron changes and cancels."""
 
     output: Any
-    intents: list[NewJob | str]
+    intents: list[Intent]
 
 
 async def ensure_schema(conn: AsyncConnection) -> None:
@@ -94,7 +94,7 @@ async def find_record(session: AsyncSession, exec_id: str) -> Record | None:
 
 
 async def write_record(
-    session: AsyncSession, exec_id: str, name: str, output: Any, intents: list[NewJob | str], now_ms: int
+    session: AsyncSession, exec_id: str, name: str, output: Any, intents: list[Intent], now_ms: int
 ) -> None:
     """Record execution ``exec_id`` in ``session``'s transaction."""
     await session.execute(
