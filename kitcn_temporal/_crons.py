@@ -4,7 +4,10 @@
 ``cron``, ``hourly``, ``daily``, ``weekly``, ``monthly``), each checked when declared;
 ``await crons.sync(client)`` makes Temporal's schedules match them.
 
-Layer: crons, with ``_cron_sync``: the one pair of modules allowed to import each other.
+What a cron is and its checks are in ``_cron_spec`` (shared with runtime crons), its schedule
+in ``_cron_schedules``, the sync in ``_cron_sync``.
+
+Layer: crons.
 """
 
 from __future__ import annotations
