@@ -7,10 +7,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from temporalio.client import Client, ScheduleDescription, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from kitcn_temporal import KitcnClient, ScheduledFunction
+from kitcn_temporal._cron_schedules import describe_schedule as describe_schedule  # the schedule, or None
 from testapp.probe import wait_for
 
 FINAL = ("success", "failed", "canceled")
@@ -45,16 +45,6 @@ async def settle_visibility(kitcn: KitcnClient, tok: str) -> None:
         return any(r.id == sentinel for r in rows)
 
     await wait_for(listed)
-
-
-async def describe_schedule(client: Client, schedule_id: str) -> ScheduleDescription | None:
-    """The schedule's description, or ``None`` if there is no such schedule."""
-    try:
-        return await client.get_schedule_handle(schedule_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
 
 
 def jobs_with_token(rows: list[ScheduledFunction], tok: str) -> list[ScheduledFunction]:
