@@ -46,13 +46,37 @@ class Sizes:
     #: Pending jobs held for the memory and list figures.
     pending: int
     crons: int
+    #: Samples of each direct-call latency, and of the commit guard's costs.
+    direct: int
+    #: Queries called at once for the direct-call rates.
+    concurrent: int
 
 
 SIZES = {
     "full": Sizes(
-        e2e=1000, schedule=1000, repeats=4, schedule_repeats=8, late=(50, 500), get=200, pending=5000, crons=200
+        e2e=1000,
+        schedule=1000,
+        repeats=4,
+        schedule_repeats=8,
+        late=(50, 500),
+        get=200,
+        pending=5000,
+        crons=200,
+        direct=200,
+        concurrent=300,
     ),
-    "quick": Sizes(e2e=30, schedule=30, repeats=2, schedule_repeats=2, late=(5, 20), get=10, pending=50, crons=5),
+    "quick": Sizes(
+        e2e=30,
+        schedule=30,
+        repeats=2,
+        schedule_repeats=2,
+        late=(5, 20),
+        get=10,
+        pending=50,
+        crons=5,
+        direct=10,
+        concurrent=30,
+    ),
 }
 
 
@@ -103,6 +127,17 @@ async def run(quick: bool) -> dict[str, Any]:
             results["schedules_per_s_raw_with_metadata"] = sched.rate("raw_job")
             results["ratio_schedule_same_metadata"] = sched.ratio("kitcn", "raw_job")
 
+            keyed = await measure.Rounds.measure(
+                size.repeats,
+                {
+                    "unkeyed": lambda: measure.schedule_rate_kitcn(kitcn, starts),
+                    "keyed": lambda: measure.schedule_rate_kitcn(kitcn, starts, keyed=True),
+                },
+            )
+            results["schedules_per_s_unkeyed"] = keyed.rate("unkeyed")
+            results["schedules_per_s_keyed"] = keyed.rate("keyed")
+            results["ratio_keyed_schedule"] = keyed.ratio("keyed", "unkeyed")
+
             ek, er = await measure.sample_events(kitcn, raw_queue)
             results["events_per_job_kitcn"] = ek
             results["events_per_job_raw"] = er
@@ -120,9 +155,47 @@ async def run(quick: bool) -> dict[str, Any]:
             crons = await measure.cron_sync(kitcn, size.crons)
             results[f"cron_sync_s_{size.crons}"] = crons["seconds"]
             results["cron_resync_writes"] = int(crons["resync_writes"])
+        results.update(await direct_call_figures(server.address, workdir, size))
         return results
     finally:
         server.stop()
+
+
+async def direct_call_figures(address: str, workdir: Path, size: Sizes) -> dict[str, Any]:
+    """Direct calls in this process against the same calls through a ``kitcn.Call`` workflow,
+    for an app with a SQLite database (its own task queue, worker and client)."""
+    app = App.discover(
+        "bench.app", task_queue=f"bench-direct-{uuid.uuid4().hex[:6]}", database=f"sqlite+aiosqlite:///{workdir}/app.db"
+    )
+    client = await connect_when_ready(address, app)
+    kitcn = KitcnClient(client, app)
+    results: dict[str, Any] = {}
+    try:
+        async with Worker(client, task_queue=app.task_queue):
+            p50 = await measure.direct_calls(kitcn, size.direct)
+            for name, ms in p50.items():
+                results[f"{name}_p50_ms"] = ms
+            results["direct_query_per_rpc"] = p50["direct_query"] / p50["rpc"]
+            results["direct_mutation_per_rpc"] = p50["direct_mutation"] / p50["rpc"]
+            results["direct_mutation_with_schedule_per_call"] = (
+                p50["direct_mutation_with_schedule"] / p50["call_mutation_with_schedule"]
+            )
+            rates = await measure.Rounds.measure(
+                size.repeats,
+                {
+                    "direct": lambda: measure.concurrent_queries(kitcn, size.concurrent, on_worker=False),
+                    "call": lambda: measure.concurrent_queries(kitcn, size.concurrent, on_worker=True),
+                },
+            )
+            results["direct_queries_per_s"] = rates.rate("direct")
+            results["call_queries_per_s"] = rates.rate("call")
+            results["ratio_direct_queries"] = rates.ratio("direct", "call")
+            for name, ms in (await measure.guard_costs(kitcn, size.direct)).items():
+                results[f"guard_{name}_p50_ms"] = ms
+    finally:
+        assert app.store is not None
+        await app.store.dispose()
+    return results
 
 
 def _k(n: int) -> str:

@@ -20,7 +20,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from bench.app import work
 from bench.raw import RawJob
 from kitcn_temporal import KitcnClient
-from kitcn_temporal._wire import SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
+from kitcn_temporal._direct import CommitGuard
+from kitcn_temporal._jobs import Jobs
+from kitcn_temporal._wire import CALL_ID_PREFIX, SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
 
 ROOT = Path(__file__).resolve().parent.parent
 _CONCURRENCY = 100
@@ -43,15 +45,17 @@ async def _wait_all(client: Client, ids: list[str]) -> None:
     await _bounded(len(ids), lambda i: client.get_workflow_handle(ids[i]).result())
 
 
-async def _discard(client: Client, ids: list[str], timeout: float = 120.0) -> None:
-    """Terminate a producer-rate run's jobs, then wait until visibility shows none running.
+async def _discard(client: Client, ids: list[str], timeout: float = 120.0, *, task_queue: str | None = None) -> None:
+    """Terminate a producer-rate run's jobs, then wait until visibility shows none running
+    (on ``task_queue``, when given).
 
     Terminating 1 000 delayed starts leaves the server that many visibility updates to
     write; waiting for them keeps that work out of the next run's timing.
     """
     await _bounded(len(ids), lambda i: client.get_workflow_handle(ids[i]).terminate())
     deadline = time.monotonic() + timeout
-    while (await client.count_workflows("ExecutionStatus = 'Running'")).count:
+    running = "ExecutionStatus = 'Running'" + (f" AND TaskQueue = '{task_queue}'" if task_queue else "")
+    while (await client.count_workflows(running)).count:
         if time.monotonic() > deadline:
             raise TimeoutError("terminated workflows still show as running in visibility")
         await asyncio.sleep(0.2)
@@ -76,10 +80,16 @@ async def e2e_raw(client: Client, task_queue: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def schedule_rate_kitcn(kitcn: KitcnClient, n: int) -> float:
-    """Producer rate: ``schedule.after(60 s)`` calls per second."""
+async def schedule_rate_kitcn(kitcn: KitcnClient, n: int, *, keyed: bool = False) -> float:
+    """Producer rate: ``schedule.after(60 s)`` calls per second (``keyed``: each with its own
+    idempotency key, ``schedule.options(key=...)``)."""
+    run = uuid.uuid4().hex[:8]
+
+    def key(i: int) -> str | None:
+        return f"bench:{run}:{i}" if keyed else None
+
     started = time.perf_counter()
-    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(60_000, "work.noop", {"n": i}))
+    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(60_000, "work.noop", {"n": i}, key=key(i)))
     rate = n / (time.perf_counter() - started)
     await _discard(kitcn.client, ids)
     return rate
@@ -94,7 +104,7 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, record: 
 
     ``record`` says what else each start carries: nothing (a bare start), only the three
     search attributes semantics §4 (docs/semantics.md) puts on every job, or the whole record of a kitcn job (those
-    search attributes, the arguments in the memo, a summary): the cost of that record,
+    search attributes, its spec and small arguments in the memo, a summary): the cost of that record,
     apart from the plugin's own code.
     """
 
@@ -113,9 +123,10 @@ async def schedule_rate_raw(client: Client, task_queue: str, n: int, *, record: 
         }
         if record == "search_attributes":
             return attrs
+        spec = {"name": "raw.noop", "options": {"kind": "mutation", "timeout_ms": 60_000}, "scheduled_time": 0}
         return {
             **attrs,
-            "memo": {"args": {"n": i}},
+            "memo": {"kitcn": spec, "args": {"n": i}},
             "static_summary": f"raw.noop at {due:%Y-%m-%d %H:%M:%S} UTC",
         }
 
@@ -307,3 +318,68 @@ async def cron_sync(kitcn: KitcnClient, n: int) -> dict[str, float]:
         raise RuntimeError(f"the first sync created {len(first.created)} of {n} crons")
     again = await crons.sync(kitcn)
     return {"seconds": elapsed, "resync_writes": float(again.writes)}
+
+
+async def direct_calls(kitcn: KitcnClient, samples: int) -> dict[str, float]:
+    """Median latency (ms) of direct calls, in this process and on a worker.
+
+    ``direct_*``: how a ``KitcnClient`` calls a query or mutation now (in-process; a
+    mutation that schedules arms and deletes a commit guard). ``call_*``: the same call
+    through a ``kitcn.Call`` workflow (``on_worker=True``, what every direct call was before),
+    eagerly started on the worker sharing the client. ``rpc``: one
+    ``DescribeWorkflowExecution``. The app has a SQLite database: the query reads it once,
+    the mutations commit their record. Samples are interleaved, variant by variant.
+    """
+    app = kitcn.app
+    read, noop, later = (app.get(name) for name in ("work.read", "work.noop", "work.schedule_later"))
+    pending = await kitcn.scheduler.run_after(600_000, "work.noop", {"n": 0})
+    handle = kitcn.client.get_workflow_handle(pending)
+    variants: dict[str, Callable[[int], Awaitable[Any]]] = {
+        "rpc": lambda i: handle.describe(),
+        "direct_query": lambda i: kitcn.call(read, {"n": i}),
+        "call_query": lambda i: kitcn.call(read, {"n": i}, on_worker=True),
+        "direct_mutation": lambda i: kitcn.call(noop, {"n": i}),
+        "call_mutation": lambda i: kitcn.call(noop, {"n": i}, on_worker=True),
+        "direct_mutation_with_schedule": lambda i: kitcn.call(later, {"n": i}),
+        "call_mutation_with_schedule": lambda i: kitcn.call(later, {"n": i}, on_worker=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    scheduled = [pending]
+    for i in range(-3, samples):  # three rounds of warm-up
+        for name, call in variants.items():
+            t = time.perf_counter()
+            result = await call(i)
+            if i >= 0:
+                times[name].append((time.perf_counter() - t) * 1000)
+            if name.endswith("with_schedule"):
+                scheduled.append(result)
+    await _discard(kitcn.client, scheduled, task_queue=kitcn.task_queue)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+async def concurrent_queries(kitcn: KitcnClient, n: int, *, on_worker: bool) -> float:
+    """Queries per second: ``n`` direct calls of ``work.read`` at once."""
+    read = kitcn.app.get("work.read")
+    started = time.perf_counter()
+    await asyncio.gather(*(kitcn.call(read, {"n": i}, on_worker=on_worker) for i in range(n)))
+    return n / (time.perf_counter() - started)
+
+
+async def guard_costs(kitcn: KitcnClient, samples: int) -> dict[str, float]:
+    """Median latency (ms) of arming a commit guard and of releasing one, by deleting it (what
+    a direct mutation does) or by terminating it (which leaves it listed for the retention)."""
+    jobs = Jobs(kitcn.client, kitcn.task_queue)
+    times: dict[str, list[float]] = {"arm": [], "delete": [], "terminate": []}
+    for i in range(samples):
+        guard = CommitGuard(jobs, f"{CALL_ID_PREFIX}{uuid.uuid4()}", "work.noop", timedelta(seconds=30))
+        t = time.perf_counter()
+        await guard.arm()
+        times["arm"].append((time.perf_counter() - t) * 1000)
+        how = "delete" if i % 2 else "terminate"
+        t = time.perf_counter()
+        if how == "delete":
+            await guard.release()
+        else:
+            await kitcn.client.get_workflow_handle(guard.exec_id).terminate()
+        times[how].append((time.perf_counter() - t) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}

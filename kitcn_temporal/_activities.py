@@ -17,14 +17,13 @@ from typing import Any, NoReturn
 from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
-from temporalio.service import RPCError
 
 from ._app import App
 from ._context import JobInfo
-from ._errors import CRPCError
+from ._errors import CRPCError, exception_text
 from ._jobs import Jobs
 from ._procedures import Procedure
-from ._run import run_procedure, unit_mode_for
+from ._run import is_transient, run_procedure, unit_mode_for
 from ._unit import Unit
 from ._wire import (
     CANCELED_ERROR,
@@ -35,9 +34,6 @@ from ._wire import (
     timedelta_to_ms,
     without_defaults,
 )
-
-#: Always transient: a retry may well succeed.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, RPCError)
 
 
 def procedure_activities(app: App) -> list[Callable[..., Any]]:
@@ -178,17 +174,10 @@ def _failure(app: App, proc: Procedure, err: Exception) -> ApplicationError:
     """A handler's exception as a Temporal failure, retryable only where a retry may help."""
     if isinstance(err, ApplicationError):
         return err
-    if proc.kind == "action":
-        # An action runs once unless it declared a retry policy; then every error retries.
-        retryable = proc.retry_policy is not None
-    else:
-        # Mutations and queries: transient faults (database conflicts and lost connections
-        # included) retry; anything else is a developer error.
-        retryable = isinstance(err, TRANSIENT_ERRORS + proc.transient) or (
-            app.store is not None and app.store.is_transient(err)
-        )
-    message = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-    return ApplicationError(message, type=type(err).__name__, non_retryable=not retryable)
+    # An action runs once unless it declared a retry policy (then every error retries);
+    # queries and mutations retry transient faults only, anything else is a developer error.
+    retryable = proc.retry_policy is not None if proc.kind == "action" else is_transient(app, proc, err)
+    return ApplicationError(exception_text(err), type=type(err).__name__, non_retryable=not retryable)
 
 
 async def _keep_alive(run: Any, unit: Unit, heartbeat_timeout: timedelta | None) -> Any:

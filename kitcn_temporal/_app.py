@@ -47,6 +47,9 @@ class App:
         pool: a stuck handler can exhaust only its own). An attempt that ends (timeout, cancel)
         while its thread still runs frees its place for new attempts, up to as many such
         threads again; beyond, new attempts wait for a thread.
+    :param commit_guard_delay: with a database, how long a direct mutation that schedules has
+        to commit and start its jobs before its commit guard starts them from the record (or,
+        finding none, makes sure it never commits): see ``docs/semantics.md`` §7.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class App:
         unknown_procedure_grace: timedelta = timedelta(minutes=10),
         name: str | None = None,
         sync_handler_threads: int = DEFAULT_SYNC_HANDLER_THREADS,
+        commit_guard_delay: timedelta = timedelta(seconds=30),
     ) -> None:
         if not task_queue or not isinstance(task_queue, str):
             raise ValueError(f"task_queue must be a non-empty string, not {task_queue!r}")
@@ -77,6 +81,7 @@ class App:
             ("action_heartbeat_timeout", action_heartbeat_timeout),
             ("mutation_timeout", mutation_timeout),
             ("action_timeout", action_timeout),
+            ("commit_guard_delay", commit_guard_delay),
         ):
             if not isinstance(value, timedelta) or value <= timedelta(0):
                 raise ValueError(f"{label} must be a positive timedelta, not {value!r}")
@@ -93,6 +98,7 @@ class App:
         self.mutation_timeout = mutation_timeout
         self.action_timeout = action_timeout
         self.unknown_procedure_grace = unknown_procedure_grace
+        self.commit_guard_delay = commit_guard_delay
         self.modules: tuple[ModuleType, ...] = tuple(modules)
         self._procedures: dict[str, Procedure] = {}
         self._names: dict[int, str] = {}

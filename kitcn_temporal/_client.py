@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from ._app import App
 from ._codec import decode_output, encode_job_args
+from ._direct import call_here
 from ._errors import CRPCError
 from ._jobs import Jobs
 from ._procedures import Procedure
@@ -22,17 +23,18 @@ from ._runtime_crons import Crons
 from ._scheduler import Scheduler
 from ._status import SystemTable
 from ._unit import Unit
-from ._wire import CALL_WORKFLOW, CallSpec
-
-#: Workflow id prefix of direct calls (they are not jobs: never listed as scheduled functions).
-CALL_ID_PREFIX = "kitcn-call:"
+from ._wire import CALL_ID_PREFIX, CALL_WORKFLOW, CallSpec
 
 
 class KitcnClient:
     """Trusted server-side access to an app's procedures through Temporal.
 
-    Direct calls run on a worker (``kitcn.Call`` workflows), so a mutation's schedules
-    are atomic there too; schedules made here take effect at once.
+    Direct calls of queries and mutations run in this process, as the app's workers would
+    run them (validation, middleware, ``ctx.auth``, ``ctx.db`` when the app has a database,
+    so this process needs the app's database too): no workflow, and for a query or a
+    mutation that schedules nothing, no Temporal call. A mutation's schedules stay atomic
+    with it, and exactly once with the SQL store (``docs/semantics.md`` §7). Actions run on
+    a worker, in a ``kitcn.Call`` workflow. Schedules made here take effect at once.
 
     :param client: a Temporal client (connected with :class:`~kitcn_temporal.KitcnPlugin`
         or the pydantic data converter).
@@ -95,16 +97,30 @@ class KitcnClient:
         """The ``_scheduled_functions`` table."""
         return SystemTable(self.client)
 
-    async def run(self, name: str, args: Any = None) -> Any:
-        """Call procedure ``name`` directly (on a worker) and return its output."""
-        return await self.call(self.app.get(name), args)
+    async def run(self, name: str, args: Any = None, *, on_worker: bool = False) -> Any:
+        """Call procedure ``name`` directly and return its output (see :meth:`call`)."""
+        return await self.call(self.app.get(name), args, on_worker=on_worker)
 
-    async def call(self, proc: Procedure, args: Any = None) -> Any:
-        """Call ``proc`` directly (on a worker) and return its output."""
+    async def call(self, proc: Procedure, args: Any = None, *, on_worker: bool = False) -> Any:
+        """Call ``proc`` directly and return its output.
+
+        A query or mutation runs in this process; an action on a worker, in a ``kitcn.Call``
+        workflow (it keeps its at-most-once policy and its heartbeat there).
+
+        :param on_worker: run a query or mutation on a worker too, in a ``kitcn.Call``
+            workflow (for a producer that cannot reach the app's database; it costs a
+            workflow execution).
+        """
         name = self.app.name_of(proc)
         if self.public_only and proc.internal:
             raise CRPCError("FORBIDDEN", f"{name} is a private procedure: this client may not call it")
+        # Checked as when the arguments travelled to a worker: the same errors either way.
         payload, _ = encode_job_args(proc, name, args)
+        if proc.kind == "action" or on_worker:
+            return await self._call_on_worker(proc, name, payload)
+        return await call_here(self.app, proc, name, self._jobs, auth=self.auth, args=payload)
+
+    async def _call_on_worker(self, proc: Procedure, name: str, payload: dict[str, Any]) -> Any:
         spec = CallSpec(name, self.app.exec_options(proc), payload, self.auth)
         try:
             output = await self.client.execute_workflow(

@@ -130,7 +130,9 @@ def _session(ctx: BaseCtx) -> AsyncSession:
     """The unit's open database session (``ctx.db``)."""
     if ctx.app.store is None:
         raise RuntimeError(
-            "ctx.db needs a database: create the app with App(..., database='sqlite+aiosqlite:///app.db')"
+            "ctx.db needs a database: create the app with App(..., database='sqlite+aiosqlite:///app.db') "
+            "in every process that runs its procedures (a KitcnClient runs direct queries and "
+            "mutations in its own process; the command line takes --database)"
         )
     if ctx._unit.db is None:
         raise RuntimeError("ctx.db is only available while the procedure runs")

@@ -87,6 +87,25 @@ class CRPCError(Exception):
                 return cls(d["code"], str(d.get("message", "")), d.get("data"))
         return cls("INTERNAL_SERVER_ERROR", err.message, {"type": err.type})
 
+    @classmethod
+    def from_exception(cls, err: Exception) -> CRPCError:
+        """What the caller of a procedure sees when it raised ``err``.
+
+        A CRPCError as it is; a Temporal ``ApplicationError`` as :meth:`from_application_error`
+        reads it; anything else ``INTERNAL_SERVER_ERROR`` with :func:`exception_text`: the
+        same error, whether the procedure ran in the caller's process or on a worker.
+        """
+        if isinstance(err, CRPCError):
+            return err
+        if isinstance(err, ApplicationError):
+            return cls.from_application_error(err)
+        return cls("INTERNAL_SERVER_ERROR", exception_text(err), {"type": type(err).__name__})
+
+
+def exception_text(err: BaseException) -> str:
+    """``"ValueError: bad things"`` (or the type alone when the message is empty)."""
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
 
 class DeclarationError(CRPCError, ValueError):
     """A declaration (a builder's flow-control setting) with a value kitcn cannot accept.

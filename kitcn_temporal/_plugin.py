@@ -21,7 +21,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from ._activities import procedure_activities
 from ._app import App
 from ._attempts import AnyWorkerInterceptor
+from ._direct import guard_activities
 from ._flow import FlowControl
+from ._guard import CommitGuardWorkflow
 from ._workflow import CallWorkflow, ScheduledFunctionWorkflow
 
 #: Modules the workflow sandbox may share with the worker instead of re-importing per run.
@@ -45,9 +47,10 @@ class KitcnPlugin(SimplePlugin):
             "kitcn_temporal.KitcnPlugin",
             # Procedures take and return pydantic models (datetimes included).
             data_converter=_pydantic_converter,
-            # The job and direct-call workflows; the procedures as activities.
-            workflows=[ScheduledFunctionWorkflow, CallWorkflow],
-            activities=procedure_activities(app),
+            # The job, direct-action-call and commit-guard workflows; the procedures as
+            # activities, and the one a fired commit guard runs.
+            workflows=[ScheduledFunctionWorkflow, CallWorkflow, CommitGuardWorkflow],
+            activities=[*procedure_activities(app), *guard_activities(app)],
             # A job whose procedure this worker does not know is tried on the task queue's others.
             interceptors=[AnyWorkerInterceptor()],
             # Our package and pydantic are deterministic to share with the sandbox.

@@ -7,12 +7,16 @@ and direct calls) and by in-process calls made through a caller from inside a pr
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
+import logging
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from temporalio.service import RPCError
 
 from ._app import App
 from ._codec import check_output, decode_output, encode_output, validate_input
@@ -25,6 +29,15 @@ from ._status import SystemTable
 from ._threads import HandlerThreads
 from ._unit import Mode, Unit
 from ._wire import Kind
+
+logger = logging.getLogger("kitcn_temporal")
+
+#: Always transient: a retry may well succeed.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, RPCError)
+#: A query or mutation run in this process (``unit.in_process``): attempts on transient
+#: errors, and the first backoff (doubled each time), as Convex retries an action's ``runMutation``.
+IN_PROCESS_ATTEMPTS = 5
+IN_PROCESS_BACKOFF_S = 0.1
 
 _CTX_TYPES: dict[Kind, type[BaseCtx]] = {"query": QueryCtx, "mutation": MutationCtx, "action": ActionCtx}
 
@@ -51,14 +64,41 @@ def unit_mode_for(kind: Kind) -> Mode:
     return _UNIT_MODES[kind]
 
 
+def is_transient(app: App, proc: Procedure, err: BaseException) -> bool:
+    """Whether a retry of query or mutation ``proc`` may succeed after ``err``: lost
+    connections and timeouts, database conflicts, and what its ``.retry(...)`` lists.
+    Anything else is a developer error."""
+    return isinstance(err, TRANSIENT_ERRORS + proc.transient) or (app.store is not None and app.store.is_transient(err))
+
+
 async def run_procedure(
     app: App, proc: Procedure, name: str, unit: Unit, *, auth: Any, job: JobInfo | None, args: Any
 ) -> Any:
     """Run ``proc`` as the top of ``unit`` and return its output as JSON-ready data.
 
     A mutation's schedules and cancels are applied once it has succeeded (and, with a
-    database, once its transaction has committed together with the record of them).
+    database, once its transaction has committed together with the record of them). A
+    query or mutation run in this process (``unit.in_process``) is retried here on transient
+    errors, a few times with backoff; a job's attempts are retried by Temporal instead.
     """
+    if proc.kind == "action" or not unit.in_process:
+        return await _run_once(app, proc, name, unit, auth=auth, job=job, args=args)
+    for attempt in range(1, IN_PROCESS_ATTEMPTS + 1):
+        try:
+            return await _run_once(app, proc, name, unit, auth=auth, job=job, args=args)
+        except Exception as err:
+            if attempt == IN_PROCESS_ATTEMPTS or not is_transient(app, proc, err):
+                raise
+            logger.info("retrying %s (%s) after a transient error: %s", name, unit.exec_id, err)
+        # The failed attempt scheduled nothing: its buffered calls start over.
+        unit.reset()
+        await asyncio.sleep(IN_PROCESS_BACKOFF_S * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+async def _run_once(
+    app: App, proc: Procedure, name: str, unit: Unit, *, auth: Any, job: JobInfo | None, args: Any
+) -> Any:
     ctx = make_ctx(proc.kind, app, unit, auth=auth, job=job, proc=proc)
 
     async def body() -> Any:
@@ -105,7 +145,7 @@ async def call_in_process(parent: BaseCtx, proc: Procedure, args: Any) -> Any:
         # Same unit: a mutation's nested calls share its transaction and its buffer.
         ctx = make_ctx(proc.kind, app, unit, auth=parent.auth, job=parent.job, proc=proc)
         return await invoke(proc, name, ctx, args)
-    child = Unit(unit_mode_for(proc.kind), str(uuid.uuid4()), unit.jobs, parent=unit)
+    child = Unit(unit_mode_for(proc.kind), str(uuid.uuid4()), unit.jobs, parent=unit, in_process=True)
     output = await run_procedure(app, proc, name, child, auth=parent.auth, job=parent.job, args=args)
     return decode_output(proc, output)
 

@@ -139,16 +139,18 @@ class SystemTable:
     async def list(
         self, *, state: str | None = None, name: str | None = None, limit: int = 100
     ) -> list[ScheduledFunction]:
-        """At most ``limit`` jobs, optionally by state and procedure name.
+        """At most ``limit`` jobs, most recently created first, optionally by state and procedure name.
 
-        Temporal's order: running jobs first, most recently started first, then finished jobs,
-        most recently finished first. Backed by Temporal's visibility store, which lags writes
-        by about a second; :meth:`paginate` walks every row.
+        The rows are the first ``limit`` that Temporal's visibility store gives (it has no
+        ``ORDER BY``: running jobs come first, then finished ones, most recently finished
+        first), sorted by creation time; below ``limit`` matching jobs that is exactly the
+        newest first. The store lags writes by about a second; :meth:`paginate` walks every row.
         """
         query = jobs_query(state, name)
         _check_count("limit", limit, MAX_LIST_LIMIT)
         jobs = Jobs(self._client)
-        return [await to_scheduled_function(e, jobs) async for e in self._client.list_workflows(query, limit=limit)]
+        rows = [await to_scheduled_function(e, jobs) async for e in self._client.list_workflows(query, limit=limit)]
+        return sorted(rows, key=lambda row: row.creation_time or 0, reverse=True)
 
     async def paginate(
         self,

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 from ._cron_schedules import CronChange, apply_change
@@ -51,6 +52,7 @@ class Unit:
         *,
         job_id: str | None = None,
         parent: Unit | None = None,
+        in_process: bool = False,
     ) -> None:
         self.mode: Mode = mode
         self.exec_id = exec_id
@@ -59,6 +61,9 @@ class Unit:
         self.job_id = job_id
         #: The action that started this unit in-process (its cancel request applies here too).
         self.parent = parent
+        #: Its transient failures are retried in this process (a query or mutation called
+        #: from an action or directly from a client), not by Temporal.
+        self.in_process = in_process
         self.schedule_calls = 0
         self.args_bytes = 0
         self.intents: list[Intent] = []
@@ -68,6 +73,9 @@ class Unit:
         self.committing = False
         #: Set by the database store while a transaction is open for this unit.
         self.db: AsyncSession | None = None
+        #: Awaited by the database store right before it commits a mutation that has intents
+        #: (a direct call's commit guard is armed there).
+        self.before_commit: Callable[[], Awaitable[None]] | None = None
 
     def reset(self) -> None:
         """Forget what a failed attempt buffered: the next attempt's schedule calls start over."""
@@ -93,10 +101,13 @@ class Unit:
             return f"{name}-{uuid.uuid5(_JOB_ID_NAMESPACE, f'{self.exec_id}/{self.schedule_calls}')}"
         return f"{name}-{uuid.uuid4()}"
 
-    async def flush(self) -> None:
-        """Apply a succeeded mutation's schedules, cancels and cron changes (idempotent)."""
+    async def flush(self) -> int:
+        """Apply a succeeded mutation's schedules, cancels and cron changes (idempotent).
+
+        Returns how many jobs this call started (those an earlier flush started are skipped).
+        """
         if not self.intents:
-            return
+            return 0
         canceled = await self.is_cancel_requested() if self.parent else False
         buffered = {i.id for i in self.intents if isinstance(i, NewJob)}
         cancels = {i for i in self.intents if isinstance(i, str)}
@@ -107,18 +118,19 @@ class Unit:
         ]
         limit = asyncio.Semaphore(_FLUSH_CONCURRENCY)
 
-        async def start(job: NewJob) -> None:
+        async def start(job: NewJob) -> bool:
             async with limit:
                 try:
-                    await self.jobs.start(job)
+                    return await self.jobs.start(job)
                 except CRPCError as err:
                     if job.key is None or err.code != "CONFLICT":
                         raise
                     # Checked free at the schedule call; taken since by other work. The mutation
                     # has committed: the key's job stands, this one is not started.
                     logger.warning("not starting %s: %s", job.name, err.message)
+                    return False
 
-        await asyncio.gather(*(start(j) for j in starts))
+        started = await asyncio.gather(*(start(j) for j in starts))
         for job_id in cancels - buffered:
             try:
                 await self.jobs.cancel(job_id)
@@ -130,3 +142,4 @@ class Unit:
         for change in changes.values():
             await apply_change(self.jobs.client, change)
         self.intents.clear()
+        return sum(started)

@@ -17,8 +17,14 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 
 #: Workflow type of a job: one workflow per scheduled function, workflow id = job id.
 JOB_WORKFLOW = "kitcn.ScheduledFunction"
-#: Workflow type of a direct call made from a KitcnClient (never listed as a job).
+#: Workflow type of a direct action call made from a KitcnClient (never listed as a job).
 CALL_WORKFLOW = "kitcn.Call"
+#: Workflow type of a direct mutation's commit guard; its workflow id is the call's exec id.
+GUARD_WORKFLOW = "kitcn.CommitGuard"
+#: The local activity a commit guard runs when it fires: it starts what the call recorded.
+GUARD_ACTIVITY = "kitcn.CommitGuard.recover"
+#: Prefix of a direct call's execution id (and of its workflow id, when it has a workflow).
+CALL_ID_PREFIX = "kitcn-call:"
 
 SA_FUNCTION = SearchAttributeKey.for_keyword("KitcnFunction")
 SA_STATE = SearchAttributeKey.for_keyword("KitcnState")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from kitcn_temporal import KitcnClient, ScheduledFunction
+from kitcn_temporal import JOB_WORKFLOW, KitcnClient, ScheduledFunction
 from kitcn_temporal._cron_schedules import describe_schedule as describe_schedule  # the schedule, or None
 from testapp.probe import wait_for
 
@@ -36,15 +36,24 @@ async def status_of(client: Client, job_id: str) -> WorkflowExecutionStatus | No
     return (await client.get_workflow_handle(job_id).describe()).status
 
 
-async def settle_visibility(kitcn: KitcnClient, tok: str) -> None:
-    """Schedule a sentinel job and wait until visibility lists it: earlier writes are visible too."""
-    sentinel = await kitcn.scheduler.run_after(0, "targets.touch", {"token": f"{tok}:sentinel"})
+async def settle_visibility(kitcn: KitcnClient, tok: str, name: str = "targets.touch") -> None:
+    """Schedule a sentinel job (``name``, taking a token) and wait until visibility lists it:
+    earlier writes are visible too."""
+    sentinel = await kitcn.scheduler.run_after(0, name, {"token": f"{tok}:sentinel"})
 
     async def listed() -> bool:
-        rows = await kitcn.system.list(name="targets.touch", limit=200)
+        rows = await kitcn.system.list(name=name, limit=200)
         return any(r.id == sentinel for r in rows)
 
     await wait_for(listed)
+
+
+async def executions_besides_jobs(kitcn: KitcnClient, tok: str, name: str = "targets.touch") -> int:
+    """How many workflow executions on the client's task queue are not jobs (direct-call
+    workflows, commit guards), once visibility has caught up with everything before."""
+    await settle_visibility(kitcn, tok, name)
+    query = f"TaskQueue = '{kitcn.task_queue}' AND WorkflowType != '{JOB_WORKFLOW}'"
+    return (await kitcn.client.count_workflows(query)).count
 
 
 def jobs_with_token(rows: list[ScheduledFunction], tok: str) -> list[ScheduledFunction]:
@@ -54,16 +63,22 @@ def jobs_with_token(rows: list[ScheduledFunction], tok: str) -> list[ScheduledFu
 WORKER_PROCESS = Path(__file__).resolve().parent / "workerproc.py"
 
 
+def workerproc(address: str, app: str, queue: str, *options: str) -> subprocess.Popen[bytes]:
+    """``workerproc.py`` for test app ``app`` in its own process (to be killed), not waited for:
+    with ``--call NAME --args JSON`` it makes one direct call instead of serving ``queue``."""
+    return subprocess.Popen(
+        [sys.executable, str(WORKER_PROCESS), "--app", app, "--address", address, "--queue", queue, *options],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
 def worker_process(address: str, app: str, queue: str, *options: str) -> subprocess.Popen[bytes]:
     """A worker for test app ``app`` in its own process (to be killed), once it polls ``queue``.
 
     ``options``: more ``workerproc.py`` flags (``--database URL``, ``--kill-after-token T``).
     """
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER_PROCESS), "--app", app, "--address", address, "--queue", queue, *options],
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = workerproc(address, app, queue, *options)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith(b"ready"):

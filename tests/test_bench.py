@@ -25,6 +25,18 @@ EXPECTED = [
     "worker_rss_mb_50_pending",
     "cron_sync_s_5",
     "cron_resync_writes",
+    "rpc_p50_ms",
+    "direct_query_p50_ms",
+    "call_query_p50_ms",
+    "direct_mutation_p50_ms",
+    "call_mutation_p50_ms",
+    "direct_mutation_with_schedule_p50_ms",
+    "call_mutation_with_schedule_p50_ms",
+    "direct_queries_per_s",
+    "call_queries_per_s",
+    "ratio_direct_queries",
+    "guard_delete_p50_ms",
+    "guard_terminate_p50_ms",
 ]
 
 

@@ -85,12 +85,22 @@ async def test_run_prints_a_string_output_plainly_unless_json(
     assert (plain.out, as_json.json()) == ("nothing needed\n", "nothing needed")
 
 
-async def test_run_calls_a_mutation_on_the_worker(address: str, app_args: list[str], kitcn: KitcnClient) -> None:
-    tok = token()
-    result = await cli(address, "run", "targets.touch", *app_args, "--args", json.dumps({"token": tok}), "--json")
+async def test_run_calls_a_mutation_in_its_own_process_without_a_worker(address: str, client: Client) -> None:
+    tok, unserved = token(), ["--app", "testapp", "--task-queue", f"nobody-serves-{token()[:8]}"]
+    result = await cli(address, "run", "targets.touch", *unserved, "--args", json.dumps({"token": tok}), "--json")
     assert result.code == 0, result.err
     assert result.json() == 1
-    assert [entry[0] for entry in RUNS[tok]] == ["touch"]
+    assert RUNS[tok] == []  # it ran in the command's process, not on this process's worker
+    query = await cli(address, "run", "shapes.add", *unserved, "--args", '{"x": 2, "y": 3}', "--json")
+    assert query.json() == {"total": 5}
+
+
+async def test_run_calls_an_action_on_the_worker(address: str, app_args: list[str], kitcn: KitcnClient) -> None:
+    tok = token()
+    result = await cli(address, "run", "targets.touch_action", *app_args, "--args", json.dumps({"token": tok}))
+    assert result.code == 0, result.err
+    assert result.out == "done\n"
+    assert [entry[0] for entry in RUNS[tok]] == ["touch_action"]
 
 
 async def test_schedule_after_leaves_a_pending_job_that_jobs_cancel_cancels(
@@ -269,6 +279,18 @@ async def test_jobs_get_prints_the_job_field_by_field(address: str, failed_job: 
     assert fields["scheduled"].split(" (")[0].endswith(" UTC") and fields["completed"].endswith(" UTC")
 
 
+async def test_schedule_with_a_key_and_a_priority_shows_both_and_the_key_gives_the_same_job(address: str) -> None:
+    key = f"cli:{uuid.uuid4().hex}"
+    args = ["schedule", "targets.touch", "--app", "testapp", "--after", "1h", "--args", '{"token": "t"}']
+    first = await cli(address, *args, "--key", key, "--priority", "1")
+    assert first.code == 0, first.err
+    fields = dict(line.split(None, 1) for line in first.out.splitlines())
+    assert fields["id"] == f"key:{key}" and fields["key"] == key and fields["priority"] == "1"
+    again = await cli(address, *args, "--key", key, "--json")
+    assert again.json()["id"] == f"key:{key}"
+    assert (await cli(address, "jobs", "cancel", f"key:{key}")).code == 0
+
+
 # -- mistakes: one line on stderr, a non-zero exit, no traceback ----------------------------
 
 
@@ -304,7 +326,7 @@ MISTAKES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "unknown app": (["run", "shapes.add", "--app", "no_such_app"], ("cannot import the app package 'no_such_app'",)),
     "missing command": (["jobs"], ("required",)),
     "no worker for the queue": (
-        ["run", "shapes.add", "--app", "testapp", "--task-queue", "nobody-serves-this", "--args", '{"x": 1, "y": 1}'],
+        ["run", "targets.touch_action", "--app", "testapp", "--task-queue", "nobody-serves-this", "--args", "{}"],
         ("no worker serves task queue 'nobody-serves-this'",),
     ),
     "a garbage address": (

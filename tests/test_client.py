@@ -11,7 +11,7 @@ from testapp import authz, producers, shapes, targets
 from testapp.probe import RUNS
 
 
-async def test_direct_calls_run_on_the_worker_and_return_the_output(kitcn: KitcnClient) -> None:
+async def test_direct_calls_return_the_output(kitcn: KitcnClient) -> None:
     result = await create_caller(kitcn, shapes).add(x=2, y=3)
     assert isinstance(result, shapes.Sum) and result.total == 5
 

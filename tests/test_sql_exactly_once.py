@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,36 +15,15 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from conftest import HEARTBEAT, connect
 from helpers import describe_schedule, status_of, token, wait_state, worker_process
-from kitcn_temporal import App, CRPCError, KitcnClient, create_caller
+from kitcn_temporal import CRPCError, KitcnClient, create_caller
 from kitcn_temporal._devserver import DevServer
-from kitcn_temporal.sql import Store
 from kitcn_temporal.sql._schema import executions
+from sqlbackend import Backend, sql_backend
 from testapp.probe import RUNS
 from testapp_sql import notes
-from testapp_sql.databases import BACKENDS, POSTGRES_ADMIN, database_url, postgres_reachable
-from testapp_sql.models import Base, Counter, Mark, Note
-
-
-@dataclass
-class Backend:
-    """One database with the SQL test app, its Temporal client and an in-process worker."""
-
-    name: str
-    url: str
-    app: App
-    client: Client
-    kitcn: KitcnClient
-
-    @property
-    def store(self) -> Store:
-        assert self.app.store is not None
-        return self.app.store
-
-    async def rows(self, model: Any, tok: str) -> list[Any]:
-        async with self.store.engine.connect() as conn:
-            return list((await conn.execute(select(model).where(model.token == tok))).all())
+from testapp_sql.databases import BACKENDS
+from testapp_sql.models import Counter, Mark, Note
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -54,21 +31,8 @@ async def backend(
     request: pytest.FixtureRequest, temporal_server: DevServer, client: Client, tmp_path_factory: Any
 ) -> AsyncIterator[Backend]:
     # ``client`` has set the namespace up (search attributes) for every job started here.
-    if request.param == "postgresql" and not await postgres_reachable():
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN}")
-    async with database_url(request.param, tmp_path_factory.mktemp("sqlapp")) as url:
-        app = App.discover(
-            "testapp_sql",
-            task_queue=f"kitcn-sql-{uuid.uuid4().hex[:8]}",
-            database=url,
-            action_heartbeat_timeout=HEARTBEAT,
-        )
-        assert app.store is not None
-        await app.store.create_all(Base.metadata)
-        sql_client = await connect(temporal_server.address, app)
-        async with Worker(sql_client, task_queue=app.task_queue):
-            yield Backend(request.param, url, app, sql_client, KitcnClient(sql_client, app))
-        await app.store.dispose()
+    async with sql_backend(request.param, temporal_server.address, tmp_path_factory.mktemp("sqlapp")) as backend:
+        yield backend
 
 
 async def test_a_mutations_writes_schedules_and_record_commit_together(backend: Backend) -> None:

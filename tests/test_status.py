@@ -9,7 +9,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from helpers import settle_visibility, token, wait_state
+from helpers import jobs_with_token, settle_visibility, token, wait_state
 from kitcn_temporal import (
     JOB_WORKFLOW,
     STATE_KINDS,
@@ -318,3 +318,17 @@ async def test_get_on_a_namespace_that_does_not_exist_raises(client: Client) -> 
     elsewhere = Client(client.service_client, namespace=f"missing-{token()[:8]}")
     with pytest.raises(RPCError, match=r"Namespace missing-.* is not found"):
         await SystemTable(elsewhere).get("some-job")
+
+
+async def test_list_gives_the_most_recently_created_job_first(kitcn: KitcnClient) -> None:
+    tok = token()
+    schedule = create_caller(kitcn, targets).schedule
+    finished = await schedule.now.touch(token=tok)
+    await wait_state(kitcn, finished)
+    pending = await schedule.after(600_000).touch(token=tok)  # created later, still running
+    newest = await schedule.now.touch(token=tok)
+    await wait_state(kitcn, newest)
+    await settle_visibility(kitcn, tok)
+    rows = jobs_with_token(await kitcn.system.list(name="targets.touch", limit=1000), tok)
+    assert [r.id for r in rows] == [newest, pending, finished]
+    await kitcn.scheduler.cancel(pending)

@@ -8,15 +8,20 @@ not yet reported to Temporal, its jobs not yet started), as on a power cut:
   is a string (the fault app's mutations that schedule return the new job's id); it prints
   ``dying after <exec id>`` first;
 * ``--kill-after-token TOK``: after the commit of a mutation whose output is a dict with
-  ``"token": TOK``.
+  ``"token": TOK`` (it prints ``dying after <exec id>`` first too).
 
 SIGTERM stops it gracefully (running procedures get ``--graceful`` seconds to finish).
+
+``--call NAME --args JSON``: a producer instead of a worker: it makes one direct call through
+a ``KitcnClient`` (a mutation runs in this process: the kill options apply to it), prints
+``output <json>`` and exits. ``--guard-delay S`` sets the app's ``commit_guard_delay``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -32,7 +37,7 @@ async def main(args: argparse.Namespace) -> int:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from kitcn_temporal import App, KitcnPlugin
+    from kitcn_temporal import App, KitcnClient, KitcnPlugin
     from kitcn_temporal.sql._store import AFTER_COMMIT_TEST_HOOKS
 
     app = App.discover(
@@ -41,6 +46,7 @@ async def main(args: argparse.Namespace) -> int:
         database=args.database,
         action_heartbeat_timeout=timedelta(seconds=args.heartbeat),
         unknown_procedure_grace=timedelta(seconds=args.unknown_grace),
+        commit_guard_delay=timedelta(seconds=args.guard_delay),
     )
     commits = 0
 
@@ -51,10 +57,15 @@ async def main(args: argparse.Namespace) -> int:
             print(f"dying after {exec_id}", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
         if args.kill_after_token and isinstance(output, dict) and output.get("token") == args.kill_after_token:
+            print(f"dying after {exec_id}", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
     AFTER_COMMIT_TEST_HOOKS.append(die_after_commit)
     client = await Client.connect(args.address, plugins=[KitcnPlugin(app)])
+    if args.call:
+        output = await KitcnClient(client, app).run(args.call, json.loads(args.args))
+        print(f"output {json.dumps(output, default=str)}", flush=True)
+        return 0
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     worker = Worker(
@@ -83,6 +94,9 @@ if __name__ == "__main__":
     parser.add_argument("--unknown-grace", type=float, default=600.0)
     parser.add_argument("--kill-after-commits", type=int, default=0)
     parser.add_argument("--kill-after-token")
+    parser.add_argument("--call")
+    parser.add_argument("--args", default="{}")
+    parser.add_argument("--guard-delay", type=float, default=30.0)
     code = asyncio.run(main(parser.parse_args()))
     # The SDK can abort the interpreter at exit (sdk-python#300): leave at once.
     sys.stdout.flush()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from pydantic import BaseModel
+from sqlalchemy import text
 
-from kitcn_temporal import MutationCtx, private_mutation
+from kitcn_temporal import MutationCtx, QueryCtx, private_mutation, private_query
 
 #: Start times of ``stamp`` runs by batch, for lateness (the worker runs in the bench process).
 STARTED: dict[str, list[float]] = {}
@@ -28,3 +29,15 @@ async def noop(ctx: MutationCtx, input: NoopIn) -> int:
 @private_mutation.input(StampIn).mutation
 async def stamp(ctx: MutationCtx, input: StampIn) -> None:
     STARTED.setdefault(input.batch, []).append(time.time())
+
+
+@private_query.input(NoopIn).query
+async def read(ctx: QueryCtx, input: NoopIn) -> int:
+    """A query that reads the app's database once (the direct-call benchmarks give it one)."""
+    return int(await ctx.db.scalar(text("SELECT :n"), {"n": input.n}))
+
+
+@private_mutation.input(NoopIn).mutation
+async def schedule_later(ctx: MutationCtx, input: NoopIn) -> str:
+    """A mutation that schedules one ``noop`` an hour out (its job only waits)."""
+    return await ctx.scheduler.run_after(3_600_000, "work.noop", {"n": input.n})

@@ -53,13 +53,21 @@ async def setup(args: argparse.Namespace) -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    """``run NAME --args JSON``: call a procedure on a worker and print its output (as JSON)."""
+    """``run NAME --args JSON``: call a procedure and print its output (as JSON).
+
+    A query or mutation runs in this process (with the app's database); an action on a worker.
+    """
     app = load_app(args)
     payload = parse_args_json(args.args)
-    app.get(args.name)  # an unknown name fails before anything connects
+    proc = app.get(args.name)  # an unknown name fails before anything connects
     client = await connect(connect_config(args), app)
-    await _require_worker(client, app.task_queue)
-    result = await KitcnClient(client, app).run(args.name, payload)
+    if proc.kind == "action":
+        await _require_worker(client, app.task_queue)
+    try:
+        result = await KitcnClient(client, app).run(args.name, payload)
+    finally:
+        if app.store is not None:
+            await app.store.dispose()
     if isinstance(result, str) and not args.json:
         print(result)  # a plain string reads better unquoted
     else:
@@ -68,7 +76,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def schedule(args: argparse.Namespace) -> int:
-    """``schedule NAME (--after D | --at T) --args JSON``: schedule a procedure, print its job."""
+    """``schedule NAME (--after D | --at T) [--key K] [--priority N] --args JSON``: schedule, print the job."""
     app = load_app(args)
     payload = parse_args_json(args.args)
     after = parse_duration_ms(args.after) if args.after is not None else None
@@ -76,11 +84,12 @@ async def schedule(args: argparse.Namespace) -> int:
     app.get(args.name)
     client = await connect(connect_config(args), app)
     scheduler = KitcnClient(client, app).scheduler
+    flow = {"key": args.key, "priority": args.priority}
     if after is not None:
-        job_id = await scheduler.run_after(after, args.name, payload)
+        job_id = await scheduler.run_after(after, args.name, payload, **flow)
     else:
         assert at is not None  # argparse requires one of --after / --at
-        job_id = await scheduler.run_at(at, args.name, payload)
+        job_id = await scheduler.run_at(at, args.name, payload, **flow)
     job = await SystemTable(client).get(job_id)
     if job is None:  # describe is strongly consistent: only a concurrent reset of the server
         raise CliError(f"job {job_id} was started but cannot be read back")
@@ -173,7 +182,7 @@ async def _require_job(client: Client, job_id: str) -> ScheduledFunction:
 
 
 async def _require_worker(client: Client, task_queue: str) -> None:
-    """Refuse a direct call nobody would answer (it would wait for a worker forever)."""
+    """Refuse a direct action call nobody would answer (it would wait for a worker forever)."""
     described = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,

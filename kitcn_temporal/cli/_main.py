@@ -108,12 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         _connection_options(sub)
         _json_option(sub)
 
-    run = command(commands, "run", "call a procedure on a worker and print its output")
+    run = command(commands, "run", "call a procedure (queries and mutations run here) and print its output")
     run.set_defaults(handler=_commands.run)
     schedule = command(commands, "schedule", "schedule a procedure and print its job")
     when = schedule.add_mutually_exclusive_group(required=True)
     when.add_argument("--after", metavar="DELAY", help="delay: 5s, 1500ms, 2m, 1h, 1d or a number of ms")
     when.add_argument("--at", metavar="TIME", help="ISO 8601 time with a timezone, or ms since the epoch")
+    schedule.add_argument("--key", help="an idempotency key: the same key always gives the same job")
+    schedule.add_argument("--priority", type=int, metavar="N", help="task priority, 1 (first) to 5 (last)")
     schedule.set_defaults(handler=_commands.schedule)
     for sub in (run, schedule):
         sub.add_argument("name", metavar="NAME", help="the procedure, e.g. orders.charge")

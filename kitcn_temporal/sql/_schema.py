@@ -32,12 +32,14 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
-#: One row per committed mutation execution (a job or a direct call).
+#: One row per committed mutation execution (a job or a direct call), or per direct call
+#: that its commit guard found uncommitted (a tombstone: see :data:`ABANDONED`).
 executions = Table(
     "kitcn_executions",
     metadata,
     #: The execution's key: the job id, or the direct call's id.
     Column("exec_id", String(1000), primary_key=True),
+    #: The mutation's name, or :data:`ABANDONED`.
     Column("name", String(200), nullable=False),
     #: The mutation's output, as JSON.
     Column("output", Text, nullable=False),
@@ -48,6 +50,9 @@ executions = Table(
 )
 
 _VERSION_KEY = "schema_version"
+#: The ``name`` of a tombstone: a direct call whose commit guard fired before it committed.
+#: Not a procedure name (those are dotted identifiers), so no mutation's record reads as one.
+ABANDONED = "!abandoned"
 _intents: TypeAdapter[list[Intent]] = TypeAdapter(list[Intent])
 
 
@@ -57,10 +62,14 @@ class SchemaVersionError(RuntimeError):
 
 @dataclass(frozen=True)
 class Record:
-    """What a committed execution left behind: its output and its schedules, cron changes and cancels."""
+    """What a committed execution left behind: its output and its schedules, cron changes and cancels.
+
+    ``abandoned``: a tombstone, not a result: the execution never committed, and now never will.
+    """
 
     output: Any
     intents: list[Intent]
+    abandoned: bool = False
 
 
 async def ensure_schema(conn: AsyncConnection) -> None:
@@ -85,12 +94,11 @@ async def ensure_schema(conn: AsyncConnection) -> None:
 
 async def find_record(session: AsyncSession, exec_id: str) -> Record | None:
     """The record of execution ``exec_id``, or ``None`` if it never committed."""
-    row = (
-        await session.execute(select(executions.c.output, executions.c.intents).where(executions.c.exec_id == exec_id))
-    ).first()
+    columns = (executions.c.name, executions.c.output, executions.c.intents)
+    row = (await session.execute(select(*columns).where(executions.c.exec_id == exec_id))).first()
     if row is None:
         return None
-    return Record(json.loads(row.output), _intents.validate_json(row.intents))
+    return Record(json.loads(row.output), _intents.validate_json(row.intents), abandoned=row.name == ABANDONED)
 
 
 async def write_record(
@@ -106,6 +114,11 @@ async def write_record(
             created_at=now_ms,
         )
     )
+
+
+async def write_tombstone(session: AsyncSession, exec_id: str, now_ms: int) -> None:
+    """Record that execution ``exec_id`` never committed: a later commit of it fails on the key."""
+    await write_record(session, exec_id, ABANDONED, None, [], now_ms)
 
 
 async def prune(conn: AsyncConnection, before_ms: int) -> int:

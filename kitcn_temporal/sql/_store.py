@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from .._errors import CRPCError
 from .._unit import Unit
 from .._wire import now_ms
 from . import _schema
@@ -26,16 +27,14 @@ from ._schema import RECORD_RETENTION
 logger = logging.getLogger("kitcn_temporal.sql")
 
 #: TEST-ONLY. Called as ``hook(exec_id, output)`` right after a mutation's transaction
-#: commits and before its activity returns (the crash tests kill the worker here).
+#: commits, before its jobs start (the crash tests kill the worker, or a direct call's
+#: producer, here).
 AFTER_COMMIT_TEST_HOOKS: list[Callable[[str, Any], object]] = []
 
 #: The async driver used for each supported database.
 _DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "postgres": "asyncpg"}
 #: How long a SQLite writer waits for the write lock before the attempt counts as transient.
 _SQLITE_BUSY_TIMEOUT_S = 20.0
-#: A mutation called from an action: attempts on transient errors, and the first backoff.
-_IN_PROCESS_ATTEMPTS = 5
-_IN_PROCESS_BACKOFF_S = 0.1
 #: Old records are deleted at most this often per store.
 _PRUNE_EVERY_S = 3600.0
 #: PostgreSQL: serialization_failure, deadlock_detected; classes 08 (connection exception)
@@ -48,6 +47,21 @@ _SQLITE_BUSY_CODES = (5, 6)
 
 class ConcurrentAttemptError(RuntimeError):
     """Two attempts of one execution ran at once and the other committed first (transient)."""
+
+
+class AbandonedCommitError(CRPCError):
+    """A direct call's commit guard fired before the call committed: it never will.
+
+    The guard found no record of the call and left a tombstone in its place, so the
+    call's own commit failed on the record's key: nothing it wrote or scheduled stands.
+    """
+
+    def __init__(self, name: str, exec_id: str) -> None:
+        super().__init__(
+            "TIMEOUT",
+            f"{name} did not commit before its commit guard fired ({exec_id}): it was rolled "
+            "back and schedules nothing; call it again (or raise App(commit_guard_delay=...))",
+        )
 
 
 class Store:
@@ -100,30 +114,19 @@ class Store:
         and return its output without running ``fn``. Otherwise run ``fn`` with ``unit.db``
         set to the session and commit its writes together with the record of its output
         and ``unit.intents``. The record's primary key makes a second commit impossible.
+        Right before committing a mutation that has intents, ``unit.before_commit`` is
+        awaited (a direct call arms its commit guard there).
 
-        Called from an action (``unit.parent`` set), a transient failure is retried here,
-        a few times with backoff, as Convex retries an action's ``runMutation``; a job's
-        or a client call's attempts are retried by Temporal instead.
+        One attempt: whoever runs the mutation retries it (Temporal for a job, the calling
+        process for a mutation called from an action or directly from a client).
         """
         await self._ensure_ready()
         await self._prune_if_due()
-        for attempt in range(1, _IN_PROCESS_ATTEMPTS + 1):
-            try:
-                return await self._attempt(unit, name, fn)
-            except Exception as err:
-                if unit.parent is None or attempt == _IN_PROCESS_ATTEMPTS or not self.is_transient(err):
-                    raise
-                logger.info("retrying %s called from an action after a transient error: %s", name, err)
-            # The failed attempt scheduled nothing: its buffered calls start over.
-            unit.reset()
-            await asyncio.sleep(_IN_PROCESS_BACKOFF_S * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
-
-    async def _attempt(self, unit: Unit, name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         # Looked up outside the mutation's transaction: under SERIALIZABLE, reading the
         # record table would make every concurrent mutation a conflict (predicate locks).
-        async with self._read_sessions() as reader, reader.begin():
-            record = await _schema.find_record(reader, unit.exec_id)
+        record = await self._find(unit.exec_id)
+        if record is not None and record.abandoned:
+            raise AbandonedCommitError(name, unit.exec_id)
         if record is not None:
             # An earlier attempt committed: its writes stand, its jobs start under their ids.
             unit.intents = list(record.intents)
@@ -135,6 +138,8 @@ class Store:
                 await session.flush()  # the handler's own constraint errors surface as its errors
             finally:
                 unit.db = None
+            if unit.intents and unit.before_commit is not None:
+                await unit.before_commit()
             try:
                 await _schema.write_record(session, unit.exec_id, name, output, unit.intents, now_ms())
             except sa_exc.IntegrityError as err:
@@ -159,6 +164,26 @@ class Store:
             return False, None
         unit.intents = list(record.intents)
         return True, record.output
+
+    async def abandon_unless_committed(self, exec_id: str) -> _schema.Record | None:
+        """The record of ``exec_id`` if it committed; if not, a tombstone so that it never will.
+
+        For a direct call's commit guard: ``None`` means the call never committed (and a
+        late commit of it now fails on the record's key, as a concurrent attempt would).
+        """
+        await self._ensure_ready()
+        try:
+            async with self._write_sessions() as session, session.begin():
+                await _schema.write_tombstone(session, exec_id, now_ms())
+            return None
+        except sa_exc.IntegrityError:
+            pass  # a record is there already: the call committed (or a tombstone was written)
+        record = await self._find(exec_id)
+        return None if record is None or record.abandoned else record
+
+    async def _find(self, exec_id: str) -> _schema.Record | None:
+        async with self._read_sessions() as reader, reader.begin():
+            return await _schema.find_record(reader, exec_id)
 
     @asynccontextmanager
     async def read_session(self, unit: Unit) -> AsyncIterator[AsyncSession]:

@@ -51,7 +51,8 @@ class Matrix:
     async def cli(self, *args: str) -> None:
         """Run ``kitcn-temporal ARGS`` against the app; raise :class:`CliFailure` if it fails."""
         if args[0] in ("run", "schedule"):
-            args = (*args, "--app", "faultapp", "--task-queue", self.fault.queue)
+            # ``run`` calls a query or mutation in the command's process: it needs the database.
+            args = (*args, "--app", "faultapp", "--task-queue", self.fault.queue, "--database", self.fault.url)
         result = await cli(self.address, *args, cwd=HERE)
         if result.code != 0:
             raise CliFailure(result)

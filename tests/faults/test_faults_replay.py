@@ -25,7 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from faultapp import misuse, work
+from faultapp import work
 from faultkit import HERE, FaultApp, Workers, fault_app, final_rows
 from helpers import token
 from kitcn_temporal import (
@@ -123,9 +123,10 @@ async def simple_shapes(fault: FaultApp, tok: str) -> dict[str, str]:
     await started(fault, ids["action_canceled_while_running"])
     await schedule.cancel(ids["action_canceled_while_running"])
     release.touch()
-    await create_caller(fault.kitcn, work).bump(token=tok)
-    with pytest.raises(CRPCError, match="FORBIDDEN"):
-        await create_caller(fault.kitcn, misuse).guarded(token=tok)
+    # Direct calls of actions run in kitcn.Call workflows (queries and mutations in-process).
+    await create_caller(fault.kitcn, work).actions.record(ledger=ledger)
+    with pytest.raises(CRPCError, match="CONFLICT"):
+        await create_caller(fault.kitcn, work).actions.refuse(token=tok)
     crons = cron_jobs()
     crons.daily(f"replay {tok}", {"hour_utc": 4, "minute_utc": 0}, work.bump, {"token": tok})
     await crons.sync(fault.kitcn)

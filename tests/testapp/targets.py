@@ -115,9 +115,9 @@ def sync_touch(ctx, input: TokenIn) -> dict:
 
 @private_mutation.input(TokenIn).mutation
 async def always_transient(ctx, input: TokenIn) -> None:
-    """Fails with a transient error on every attempt: it retries until canceled."""
-    RUNS[input.token].append(ctx.job.attempt)
-    raise ConnectionError(f"database unreachable (attempt {ctx.job.attempt})")
+    """Fails with a transient error on every attempt: it retries until canceled (a job) or gives up."""
+    RUNS[input.token].append(ctx.job.attempt if ctx.job else "attempt")
+    raise ConnectionError("database unreachable")
 
 
 @private_mutation.input(TokenIn).timeout(timedelta(seconds=1)).mutation

@@ -124,3 +124,37 @@ async def increment(ctx, input: CounterIn) -> int:
 @private_action.input(CounterIn).action
 async def increment_from_action(ctx, input: CounterIn) -> int:
     return await create_caller(ctx, sys.modules[__name__]).increment(input)
+
+
+class MarksIn(BaseModel):
+    token: str
+    count: int = 3
+
+
+class MarksOut(BaseModel):
+    token: str
+    mark_jobs: list[str]
+
+
+@private_mutation.input(MarksIn).mutation
+async def add_note_and_marks(ctx, input: MarksIn) -> MarksOut:
+    """Writes a note and schedules ``count`` marks; the ids also go to ``RUNS[token]``."""
+    ctx.db.add(Note(token=input.token))
+    later = create_caller(ctx, sys.modules[__name__]).schedule
+    ids = [await later.now.mark(token=input.token) for _ in range(input.count)]
+    RUNS[input.token].extend(ids)
+    return MarksOut(token=input.token, mark_jobs=ids)
+
+
+@private_mutation.input(MarksIn).mutation
+async def marks_then_raise(ctx, input: MarksIn) -> None:
+    """Writes a note, schedules ``count`` marks (ids to ``RUNS[token]``), then fails."""
+    await create_caller(ctx, sys.modules[__name__]).add_note_and_marks(input)
+    raise RuntimeError("changed my mind")
+
+
+@private_mutation.input(TokenIn).mutation
+async def write_note(ctx, input: TokenIn) -> int:
+    """Writes a note and schedules nothing."""
+    ctx.db.add(Note(token=input.token))
+    return 1
