@@ -7,6 +7,7 @@ armed before its commit starts the recorded jobs if the process dies after the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from helpers import executions_besides_jobs, token, wait_state, workerproc
+from helpers import describe_schedule, executions_besides_jobs, token, wait_state, workerproc
 from kitcn_temporal import CRPCError, create_caller
 from kitcn_temporal._devserver import DevServer
 from kitcn_temporal._direct import GUARD_ARMED_TEST_HOOKS, recover_commit
@@ -139,6 +140,34 @@ async def test_a_producer_killed_right_after_its_commit_has_its_jobs_started_onc
     for job_id in job_ids:
         assert (await wait_state(backend.kitcn, job_id)).state.kind == "success"
     assert await marks(backend, tok) == job_ids
+
+
+async def test_a_producer_killed_right_after_registering_a_cron_has_it_created_by_the_guard(
+    backend: Backend, temporal_server: DevServer
+) -> None:
+    """docs/semantics.md §12: a direct mutation's runtime cron change is exactly once too."""
+    tok = token()
+    schedule_id = f"kitcn-cron:guarded {tok[:8]}"
+    call = ["--call", "notes.add_note_with_cron", "--args", json.dumps({"token": tok, "cron": schedule_id[11:]})]
+    proc = workerproc(
+        temporal_server.address, "testapp_sql", backend.app.task_queue, "--database", backend.url,
+        "--guard-delay", str(GUARD_DELAY.total_seconds()), "--kill-after-token", tok, *call,
+    )  # fmt: skip
+    try:
+        assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
+        assert proc.stdout is not None
+        exec_id = proc.stdout.read().decode().split("dying after ", 1)[1].strip()
+        assert await describe_schedule(backend.client, schedule_id) is None  # committed, then killed
+        # The worker of this test runs the guard once its delay is over: it registers the cron.
+        assert await backend.client.get_workflow_handle(exec_id).result() == 0  # no job to start
+        desc = await describe_schedule(backend.client, schedule_id)
+    finally:
+        proc.kill()
+        proc.wait()
+        with contextlib.suppress(RPCError):
+            await backend.client.get_schedule_handle(schedule_id).delete()
+    assert desc is not None and (await desc.memo())["kitcnCron"] == {"app": backend.app.name, "origin": "runtime"}
+    assert len(await backend.rows(Note, tok)) == 1
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
