@@ -2,7 +2,7 @@
 
 Declare typed queries, mutations and actions; schedule them ``now``, ``after(ms)`` or
 ``at(ts)``; cancel them; read their state from the ``_scheduled_functions`` table;
-declare crons. Every timer, retry, schedule and job record lives in Temporal.
+declare crons or register them at runtime. Every timer, retry, schedule and job record lives in Temporal.
 
 The public surface is :data:`__all__`; the layers below it are described in
 ``docs/architecture.md``.
@@ -30,6 +30,7 @@ from ._procedures import (
     public_mutation,
     public_query,
 )
+from ._runtime_crons import CronInfo, Crons
 from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, Scheduler
 from ._script import run
 from ._setup import SetupError, SetupReport, setup_namespace
@@ -50,9 +51,11 @@ __all__ = [
     "CRPCError",
     "Caller",
     "CronConflictError",
+    "CronInfo",
     "CronJob",
     "CronJobs",
     "CronStatus",
+    "Crons",
     "ErrorCode",
     "JobInfo",
     "JobState",

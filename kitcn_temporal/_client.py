@@ -19,6 +19,7 @@ from ._direct import call_here
 from ._errors import CRPCError
 from ._jobs import Jobs
 from ._procedures import Procedure
+from ._runtime_crons import Crons
 from ._scheduler import Scheduler
 from ._status import SystemTable
 from ._unit import Unit
@@ -85,6 +86,11 @@ class KitcnClient:
     def scheduler(self) -> Scheduler:
         """``run_after / run_at / cancel`` by name, taking effect at once."""
         return Scheduler(self.app, Unit("immediate", "client", self._jobs), public_only=self.public_only)
+
+    @property
+    def crons(self) -> Crons:
+        """The app's runtime crons: ``register / unregister / get / list``, taking effect at once."""
+        return Crons(self.app, Unit("immediate", "client", self._jobs), public_only=self.public_only)
 
     @property
     def system(self) -> SystemTable:

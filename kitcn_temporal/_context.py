@@ -1,6 +1,6 @@
 """Procedure contexts: what a handler receives as ``ctx``.
 
-Layer: contexts: carries the app, the unit, its scheduler and the status table.
+Layer: contexts: carries the app, the unit, its scheduler, its runtime crons and the status table.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from ._app import App
+    from ._runtime_crons import Crons
     from ._scheduler import Scheduler
     from ._status import SystemTable
     from ._unit import Unit
@@ -49,6 +50,7 @@ class BaseCtx:
         unit: Unit,
         scheduler: Scheduler,
         system: SystemTable,
+        crons: Crons,
         auth: Any = None,
         job: JobInfo | None = None,
         meta: Mapping[str, Any] | None = None,
@@ -61,6 +63,9 @@ class BaseCtx:
         self.scheduler = scheduler
         #: The ``_scheduled_functions`` table: ``get(job_id)``, ``list(...)``.
         self.system = system
+        #: Runtime crons: ``register / unregister`` (atomic in a mutation, refused in a query),
+        #: ``get / list``.
+        self.crons = crons
         #: The job this execution runs as, or ``None`` for a direct call.
         self.job = job
         #: The procedure's ``.meta(...)``.

@@ -1,13 +1,14 @@
 """Who a ``kitcn-cron:`` schedule belongs to, in a namespace several apps share.
 
-A cron's schedule records its owner twice, as ``{"app": <App.name>, "origin": "declared"}``
-under ``kitcnCron``: in the schedule's own memo, which Temporal's schedule list returns without
-a describe (but which no update can change), and in the action's ``kitcnCron`` memo (which an
-update rewrites, and each run's job carries). ``origin`` tells declared crons (``crons.sync``)
-from crons other code creates under the same prefix. A schedule from before owners were
-recorded belongs to the app whose task queue its action uses.
+A cron's schedule records its owner twice, as ``{"app": <App.name>, "origin": ...}`` under
+``kitcnCron``: in the schedule's own memo, which Temporal's schedule list returns without a
+describe (but which no update can change), and in the action's ``kitcnCron`` memo (which an
+update rewrites, and each run's job carries). ``origin`` tells declared crons (``"declared"``,
+kept by ``crons.sync``) from runtime crons (``"runtime"``, kept by ``ctx.crons``): each side
+writes only its own. A schedule from before owners were recorded is a declared cron of the app
+whose task queue its action uses.
 
-Layer: crons.
+Layer: Temporal side of jobs: knows schedules and their memos, not procedures or apps.
 """
 
 from __future__ import annotations
@@ -25,18 +26,24 @@ from ._wire import JOB_WORKFLOW
 MEMO_CRON = "kitcnCron"
 #: The ``origin`` of a cron declared in code and kept by ``crons.sync``.
 ORIGIN_DECLARED = "declared"
+#: The ``origin`` of a cron registered at runtime (``ctx.crons.register``).
+ORIGIN_RUNTIME = "runtime"
 
 
 @dataclass(frozen=True)
 class Owner:
-    """The app a sync works for: its name, and the task queue its crons' runs use."""
+    """Who writes a cron's schedule: an app's sync (declared) or its ``ctx.crons`` (runtime).
+
+    ``task_queue`` is where the crons' runs execute.
+    """
 
     app: str
     task_queue: str
+    origin: str = ORIGIN_DECLARED
 
     def record(self) -> dict[str, str]:
-        """What a schedule of this app records as its owner."""
-        return {"app": self.app, "origin": ORIGIN_DECLARED}
+        """What a schedule of this owner records as its owner."""
+        return {"app": self.app, "origin": self.origin}
 
 
 @dataclass(frozen=True)
@@ -52,8 +59,8 @@ class Holder:
     origin: str = ORIGIN_DECLARED
 
     def belongs_to(self, owner: Owner) -> bool:
-        """Whether ``owner``'s sync may update or delete this schedule."""
-        if not self.kitcn or self.origin != ORIGIN_DECLARED:
+        """Whether ``owner`` (an app's sync, or its runtime crons) may update or delete this schedule."""
+        if not self.kitcn or self.origin != owner.origin:
             return False
         return self.app == owner.app if self.app is not None else self.task_queue == owner.task_queue
 
@@ -66,15 +73,26 @@ class Holder:
 
 
 class CronConflictError(ValueError):
-    """A declared cron's name is held by a schedule this app's sync may not touch."""
+    """A cron's name is held by a schedule its owner may not touch (another app's, or a cron
+    of the other origin: declared in code, or registered at runtime)."""
 
 
 def conflict(name: str, schedule_id: str, holder: Holder, owner: Owner) -> CronConflictError:
-    """The error of a declared cron whose schedule belongs to ``holder``."""
+    """The error of a cron whose schedule belongs to ``holder``, not to ``owner``."""
+    if owner.origin == ORIGIN_DECLARED:
+        fix = (
+            "unregister the runtime cron or rename this one"
+            if holder.kitcn and holder.origin == ORIGIN_RUNTIME and holder.app == owner.app
+            else "rename the cron in one of the apps (or, if that app is gone, delete the schedule and sync again)"
+        )
+        return CronConflictError(
+            f"cron {name!r} of app {owner.app!r} cannot be synced: its schedule {schedule_id!r} belongs to "
+            f"{holder.label()}; {fix}: nothing was written"
+        )
+    declared = " (a declared cron: crons sync keeps it)" if holder.kitcn and holder.origin == ORIGIN_DECLARED else ""
     return CronConflictError(
-        f"cron {name!r} of app {owner.app!r} cannot be synced: its schedule {schedule_id!r} belongs to "
-        f"{holder.label()}; rename the cron in one of the apps (or, if that app is gone, delete the "
-        "schedule and sync again): nothing was written"
+        f"cron {name!r} of app {owner.app!r} cannot be changed at runtime: its schedule {schedule_id!r} "
+        f"belongs to {holder.label()}{declared}; choose another name"
     )
 
 

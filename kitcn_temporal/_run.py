@@ -23,6 +23,7 @@ from ._codec import check_output, decode_output, encode_output, validate_input
 from ._context import ActionCtx, BaseCtx, JobInfo, MutationCtx, QueryCtx
 from ._errors import CRPCError
 from ._procedures import Procedure
+from ._runtime_crons import Crons
 from ._scheduler import Scheduler
 from ._status import SystemTable
 from ._threads import HandlerThreads
@@ -48,6 +49,7 @@ def make_ctx(kind: Kind, app: App, unit: Unit, *, auth: Any, job: JobInfo | None
         unit=unit,
         scheduler=Scheduler(app, unit, readonly=kind == "query"),
         system=SystemTable(unit.jobs.client),
+        crons=Crons(app, unit, readonly=kind == "query"),
         auth=auth,
         job=job,
         meta=proc.meta,

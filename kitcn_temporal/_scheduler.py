@@ -122,17 +122,7 @@ class Scheduler:
             proc.priority if options.priority is None else check_priority(options.priority, f"priority of {name}")
         )
         callback = None if options.on_complete is None else self._callback(options.on_complete, name)
-        if unit.schedule_calls + 1 > MAX_SCHEDULE_CALLS:
-            raise CRPCError(
-                "BAD_REQUEST",
-                f"too many schedule calls: one execution may schedule at most {MAX_SCHEDULE_CALLS} functions",
-            )
-        if unit.args_bytes + size > MAX_TOTAL_ARGS_BYTES:
-            raise CRPCError(
-                "PAYLOAD_TOO_LARGE",
-                f"scheduling {name} would bring this execution's scheduled arguments to "
-                f"{unit.args_bytes + size} bytes, over the {MAX_TOTAL_ARGS_BYTES}-byte limit",
-            )
+        check_limits(unit, name, size)
         job = NewJob(
             unit.next_job_id(name) if key is None else keyed_job_id(key),
             name,
@@ -203,6 +193,22 @@ class Scheduler:
     def _refuse_in_query(self, what: str) -> None:
         if self._readonly:
             raise CRPCError("BAD_REQUEST", f"a query cannot {what} functions: use a mutation or an action")
+
+
+def check_limits(unit: Unit, name: str, size: int) -> None:
+    """One more schedule call (a job, or a runtime cron change) of ``size`` bytes of arguments
+    must stay within an execution's limits."""
+    if unit.schedule_calls + 1 > MAX_SCHEDULE_CALLS:
+        raise CRPCError(
+            "BAD_REQUEST",
+            f"too many schedule calls: one execution may schedule at most {MAX_SCHEDULE_CALLS} functions",
+        )
+    if unit.args_bytes + size > MAX_TOTAL_ARGS_BYTES:
+        raise CRPCError(
+            "PAYLOAD_TOO_LARGE",
+            f"scheduling {name} would bring this execution's scheduled arguments to "
+            f"{unit.args_bytes + size} bytes, over the {MAX_TOTAL_ARGS_BYTES}-byte limit",
+        )
 
 
 #: 2000-01-01T00:00:00Z in ms: an earlier number given to ``at()`` is almost surely seconds.

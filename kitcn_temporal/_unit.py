@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
+from ._cron_schedules import CronChange, apply_change
 from ._errors import CRPCError
 from ._jobs import Jobs
 from ._wire import NewJob
@@ -28,14 +29,17 @@ _JOB_ID_NAMESPACE = uuid.UUID("6f0d1a8e-4c1b-4c0e-9a57-2b1f6a9e7c31")
 
 #: ``buffered``: a mutation; ``immediate``: an action or a client; ``none``: a query.
 Mode = Literal["none", "buffered", "immediate"]
+#: What a mutation buffers: a job to start, a runtime cron to register or unregister, a job id to cancel.
+Intent = NewJob | CronChange | str
 
 
 class Unit:
     """One execution unit and what it schedules.
 
-    ``buffered``: a mutation; schedules and cancels wait in :attr:`intents` until the
-    mutation succeeds, then :meth:`flush` applies them under job ids derived from the
-    execution id, so a retried attempt re-creates the same ids and starts nothing twice.
+    ``buffered``: a mutation; schedules, cancels and runtime cron changes wait in
+    :attr:`intents` until the mutation succeeds, then :meth:`flush` applies them, jobs under
+    ids derived from the execution id, so a retried attempt re-creates the same ids and
+    starts nothing twice (a cron change applied again changes nothing).
     ``immediate``: an action or a client; every call takes effect at once.
     ``none``: a query; scheduling is refused.
     """
@@ -62,7 +66,7 @@ class Unit:
         self.in_process = in_process
         self.schedule_calls = 0
         self.args_bytes = 0
-        self.intents: list[NewJob | str] = []
+        self.intents: list[Intent] = []
         self.cancel_requested = False
         #: A mutation's handler has returned: its commit and its schedules must now finish,
         #: even if the job is canceled meanwhile.
@@ -98,7 +102,7 @@ class Unit:
         return f"{name}-{uuid.uuid4()}"
 
     async def flush(self) -> int:
-        """Apply a succeeded mutation's schedules and cancels (idempotent).
+        """Apply a succeeded mutation's schedules, cancels and cron changes (idempotent).
 
         Returns how many jobs this call started (those an earlier flush started are skipped).
         """
@@ -133,5 +137,9 @@ class Unit:
             except CRPCError as err:  # gone since the call checked it: nothing left to cancel
                 if err.code != "NOT_FOUND":
                     raise
+        # In order, the last change of each name winning (register then unregister: none).
+        changes = {i.name: i for i in self.intents if isinstance(i, CronChange)}
+        for change in changes.values():
+            await apply_change(self.jobs.client, change)
         self.intents.clear()
         return sum(started)

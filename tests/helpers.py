@@ -7,10 +7,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from temporalio.client import Client, ScheduleDescription, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from kitcn_temporal import JOB_WORKFLOW, KitcnClient, ScheduledFunction
+from kitcn_temporal._cron_schedules import describe_schedule as describe_schedule  # the schedule, or None
 from testapp.probe import wait_for
 
 FINAL = ("success", "failed", "canceled")
@@ -46,16 +46,6 @@ async def settle_visibility(kitcn: KitcnClient, tok: str, name: str = "targets.t
         return any(r.id == sentinel for r in rows)
 
     await wait_for(listed)
-
-
-async def describe_schedule(client: Client, schedule_id: str) -> ScheduleDescription | None:
-    """The schedule's description, or ``None`` if there is no such schedule."""
-    try:
-        return await client.get_schedule_handle(schedule_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
 
 
 async def executions_besides_jobs(kitcn: KitcnClient, tok: str, name: str = "targets.touch") -> int:

@@ -456,6 +456,47 @@ async def test_crons_list_shows_spec_next_runs_and_last_run(
     assert "0 9 * * mon-fri (Europe/Paris)" in table.out and "success" in table.out
 
 
+@pytest.fixture
+async def runtime_cron(client: Client, kitcn: KitcnClient) -> AsyncIterator[str]:
+    """A runtime cron of the suite's app, deleted when the test ends."""
+    name = f"cli runtime {token()[:8]}"
+    await kitcn.crons.register(name, {"cron": "15 8 * * *", "tz": "Europe/Paris"}, "cronjobs.tick", {"token": "t"})
+    yield name
+    await client.get_schedule_handle(f"kitcn-cron:{name}").delete()
+
+
+async def test_crons_list_shows_declared_and_runtime_crons_marked(
+    address: str, app_args: list[str], kitcn: KitcnClient, synced_cli_crons: None, runtime_cron: str
+) -> None:
+    await cli(address, "crons", "sync", *app_args, "--crons", "clicrons:crons")
+    # crons list reads Temporal's schedule list, which lags a registration by about a second.
+    await wait_for(lambda: _has_row(kitcn, runtime_cron))
+
+    result = await cli(address, "crons", "list", *app_args, "--crons", "clicrons:crons", "--json")
+
+    assert result.code == 0, result.err
+    rows = {row["name"]: row for row in result.json()}
+    assert {rows[job.name]["origin"] for job in cli_crons} == {"declared"}
+    assert rows[runtime_cron]["origin"] == "runtime" and rows[runtime_cron]["spec"] == "15 8 * * *"
+    table = await cli(address, "crons", "list", *app_args, "--crons", "clicrons:crons")
+    (line,) = [line for line in table.out.splitlines() if line.startswith(runtime_cron)]
+    assert line.split()[3:5] == ["runtime", "cronjobs.tick"] and "15 8 * * * (Europe/Paris)" in line
+    assert "active" in line
+
+
+async def test_crons_list_without_declarations_shows_the_runtime_crons(
+    address: str, app_args: list[str], kitcn: KitcnClient, runtime_cron: str
+) -> None:
+    await wait_for(lambda: _has_row(kitcn, runtime_cron))
+    result = await cli(address, "crons", "list", *app_args, "--crons", "", "--json")
+    assert result.code == 0, result.err
+    assert runtime_cron in {row["name"] for row in result.json() if row["origin"] == "runtime"}
+
+
+async def _has_row(kitcn: KitcnClient, name: str) -> bool:
+    return any(row.name == name for row in await cli_crons.list(kitcn))
+
+
 # -- worker and dev ----------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ armed before its commit starts the recorded jobs if the process dies after the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from helpers import executions_besides_jobs, token, wait_state, workerproc
+from helpers import describe_schedule, executions_besides_jobs, token, wait_state, workerproc
 from kitcn_temporal import CRPCError, create_caller
 from kitcn_temporal._devserver import DevServer
 from kitcn_temporal._direct import GUARD_ARMED_TEST_HOOKS, recover_commit
@@ -77,6 +78,23 @@ async def marks(backend: Backend, tok: str) -> list[str]:
     return sorted(m.job_id for m in await backend.rows(Mark, tok))
 
 
+async def killed_after_commit(backend: Backend, temporal_server: DevServer, name: str, args: dict[str, Any]) -> str:
+    """Run a direct call of ``name`` in a producer process SIGKILLed right after its commit
+    (its output carries ``args["token"]``); returns the call's execution id."""
+    call = ["--call", name, "--args", json.dumps(args)]
+    proc = workerproc(
+        temporal_server.address, "testapp_sql", backend.app.task_queue, "--database", backend.url,
+        "--guard-delay", str(GUARD_DELAY.total_seconds()), "--kill-after-token", args["token"], *call,
+    )  # fmt: skip
+    try:
+        assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.stdout is not None
+    return proc.stdout.read().decode().split("dying after ", 1)[1].strip()
+
+
 async def test_a_schedule_free_direct_mutation_creates_no_workflow_execution(
     backend: Backend, armed: list[str]
 ) -> None:
@@ -120,18 +138,9 @@ async def test_a_producer_killed_right_after_its_commit_has_its_jobs_started_onc
     backend: Backend, temporal_server: DevServer
 ) -> None:
     tok = token()
-    call = ["--call", "notes.add_note_and_marks", "--args", json.dumps({"token": tok, "count": 3})]
-    proc = workerproc(
-        temporal_server.address, "testapp_sql", backend.app.task_queue, "--database", backend.url,
-        "--guard-delay", str(GUARD_DELAY.total_seconds()), "--kill-after-token", tok, *call,
-    )  # fmt: skip
-    try:
-        assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.stdout is not None
-    exec_id = proc.stdout.read().decode().split("dying after ", 1)[1].strip()
+    exec_id = await killed_after_commit(
+        backend, temporal_server, "notes.add_note_and_marks", {"token": tok, "count": 3}
+    )
     job_ids = sorted(i["id"] for i in json.loads((await record_of(backend, exec_id)).intents))
     assert len(job_ids) == 3 and len(await backend.rows(Note, tok)) == 1  # committed, then killed
     # The worker of this test runs the guard once its delay is over: it starts all three.
@@ -139,6 +148,26 @@ async def test_a_producer_killed_right_after_its_commit_has_its_jobs_started_onc
     for job_id in job_ids:
         assert (await wait_state(backend.kitcn, job_id)).state.kind == "success"
     assert await marks(backend, tok) == job_ids
+
+
+async def test_a_producer_killed_right_after_registering_a_cron_has_it_created_by_the_guard(
+    backend: Backend, temporal_server: DevServer
+) -> None:
+    """docs/semantics.md §12: a direct mutation's runtime cron change is exactly once too."""
+    tok = token()
+    schedule_id = f"kitcn-cron:guarded {tok[:8]}"
+    try:
+        args = {"token": tok, "cron": schedule_id.removeprefix("kitcn-cron:")}
+        exec_id = await killed_after_commit(backend, temporal_server, "notes.add_note_with_cron", args)
+        assert await describe_schedule(backend.client, schedule_id) is None  # committed, then killed
+        # The worker of this test runs the guard once its delay is over: it registers the cron.
+        assert await backend.client.get_workflow_handle(exec_id).result() == 0  # no job to start
+        desc = await describe_schedule(backend.client, schedule_id)
+    finally:
+        with contextlib.suppress(RPCError):
+            await backend.client.get_schedule_handle(schedule_id).delete()
+    assert desc is not None and (await desc.memo())["kitcnCron"] == {"app": backend.app.name, "origin": "runtime"}
+    assert len(await backend.rows(Note, tok)) == 1
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from helpers import describe_schedule as describe
 from helpers import token
 from kitcn_temporal import JOB_WORKFLOW, App, CronJobs, KitcnClient, cron_jobs, private_mutation
-from kitcn_temporal._cron_sync import CATCHUP_WINDOW
+from kitcn_temporal._cron_schedules import CATCHUP_WINDOW
 from kitcn_temporal._wire import SA_FUNCTION, SA_STATE
 from testapp import cronjobs
 from testapp.probe import RUNS, wait_for

@@ -1,8 +1,7 @@
 """docs/architecture.md, layers: every import in kitcn_temporal goes down the layer list.
 
 Imports inside functions and under ``TYPE_CHECKING`` count: a cycle closed only by an
-annotation is still a cycle. The one pair allowed to import each other is ``_crons`` /
-``_cron_sync``.
+annotation is still a cycle, and there is none.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "kitcn_temporal"
-ALLOWED_PAIR = {"_crons", "_cron_sync"}
 
 
 def documented_layers() -> list[tuple[str, list[str]]]:
@@ -94,7 +92,7 @@ def test_a_module_docstring_names_its_layer(module: str) -> None:
     assert f"Layer: {LAYERS[LAYER_OF[module]][0]}" in doc
 
 
-def test_no_import_cycle_but_the_declared_crons_pair() -> None:
+def test_no_import_cycle() -> None:
     cycles = []
     for start in GRAPH:
         stack = [(start, [start])]
@@ -105,4 +103,4 @@ def test_no_import_cycle_but_the_declared_crons_pair() -> None:
                     cycles.append(path)
                 elif nxt not in path:
                     stack.append((nxt, [*path, nxt]))
-    assert [c for c in cycles if set(c) != ALLOWED_PAIR] == []
+    assert cycles == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from collections.abc import AsyncIterator
@@ -12,9 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from helpers import status_of, token, wait_state, worker_process
+from helpers import describe_schedule, status_of, token, wait_state, worker_process
 from kitcn_temporal import CRPCError, KitcnClient, create_caller
 from kitcn_temporal._devserver import DevServer
 from kitcn_temporal.sql._schema import executions
@@ -119,6 +121,34 @@ async def test_a_completion_callback_runs_once_when_its_worker_dies_right_after_
     assert (await doomed.system.get(job_id)).state.kind == "success"  # type: ignore[union-attr]
     assert len(await backend.rows(Mark, f"done:{tok}")) == 1
     assert len(await backend.rows(Note, tok)) == 1
+
+
+async def test_a_runtime_cron_registered_by_a_mutation_whose_worker_dies_after_the_commit_is_created_once(
+    backend: Backend, temporal_server: DevServer
+) -> None:
+    """docs/semantics.md §12: a mutation's cron changes are recorded with it and applied after its retry."""
+    queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
+    name = f"note cron {tok[:8]}"
+    proc = worker_process(
+        temporal_server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", tok
+    )
+    try:
+        doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
+        job_id = await create_caller(doomed, notes).schedule.now.add_note_with_cron(token=tok, cron=name)
+        assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL  # committed, the cron not yet created
+        assert await describe_schedule(backend.client, f"kitcn-cron:{name}") is None
+        async with Worker(backend.client, task_queue=queue):
+            job = await wait_state(doomed, job_id, timeout=60)
+        desc = await describe_schedule(backend.client, f"kitcn-cron:{name}")
+    finally:
+        proc.kill()
+        proc.wait()
+        with contextlib.suppress(RPCError):
+            await backend.client.get_schedule_handle(f"kitcn-cron:{name}").delete()
+    assert job.state.kind == "success"
+    assert len(await backend.rows(Note, tok)) == 1  # the handler ran once: the retry found its record
+    assert desc is not None and desc.schedule.action.task_queue == queue  # type: ignore[attr-defined]
+    assert (await desc.memo())["kitcnCron"] == {"app": queue, "origin": "runtime"}
 
 
 async def test_a_mutation_that_raises_commits_nothing_and_schedules_nothing(backend: Backend) -> None:

@@ -296,7 +296,7 @@ def test_without_sqlalchemy_the_app_asks_for_the_sql_extra(monkeypatch: pytest.M
 
 def test_ctx_db_without_a_database_says_how_to_configure_one() -> None:
     with pytest.raises(RuntimeError, match=re.escape("App(..., database=")):
-        _ = MutationCtx(app=App([]), unit=unit(token()), scheduler=None, system=None).db  # type: ignore[arg-type]
+        _ = MutationCtx(app=App([]), unit=unit(token()), scheduler=None, system=None, crons=None).db  # type: ignore[arg-type]
 
 
 async def _nothing() -> None:

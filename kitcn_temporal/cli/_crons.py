@@ -1,5 +1,8 @@
 """``crons sync`` and ``crons list``, and the crons sync that ``worker`` and ``dev`` run.
 
+``crons list`` shows the declared crons and the app's runtime crons (``ctx.crons``), each
+marked with its origin; it needs no declarations.
+
 Layer: command line.
 """
 
@@ -13,7 +16,7 @@ from temporalio.client import Client
 
 from .._app import App
 from .._cron_sync import CronStatus, SyncReport
-from .._crons import CronJobs
+from .._crons import CronJobs, cron_jobs
 from ._connect import DEFAULT_CRONS, CliError, connect, connect_config, load_app, load_crons
 from ._output import STATE_COLORS, format_time, job_json, print_json, table
 
@@ -50,8 +53,8 @@ async def sync(args: argparse.Namespace) -> int:
 
 
 async def list_(args: argparse.Namespace) -> int:
-    """``crons list``: spec, state, next three runs and last run of every cron."""
-    app, crons = _load(args)
+    """``crons list``: origin, spec, state, next three runs and last run of every cron."""
+    app, crons = _load(args, required=False)
     client = await connect(connect_config(args), app)
     try:
         rows = await crons.list(client, app)
@@ -62,13 +65,15 @@ async def list_(args: argparse.Namespace) -> int:
     elif rows:
         print(_table(rows))
     else:
-        print("no crons declared")
+        print("no crons: none declared, none registered at runtime")
     return 0
 
 
-def _load(args: argparse.Namespace) -> tuple[App, CronJobs]:
+def _load(args: argparse.Namespace, *, required: bool = True) -> tuple[App, CronJobs]:
     app = load_app(args)
     crons = require_crons(load_crons(args.crons), args.crons)
+    if crons is None and not required:
+        return app, cron_jobs()
     if crons is None:
         raise CliError(
             "no crons to work with: declare them in workflows/crons.py (crons = cron_jobs()) "
@@ -101,21 +106,23 @@ def _row_json(row: CronStatus) -> dict[str, Any]:
 
 
 def _table(rows: list[CronStatus]) -> str:
-    headers = ["NAME", "FUNCTION", "SPEC", "STATUS", "NEXT RUNS (UTC)", "LAST RUN"]
+    headers = ["NAME", "ORIGIN", "FUNCTION", "SPEC", "STATUS", "NEXT RUNS (UTC)", "LAST RUN"]
     cells, colors = [], []
     for row in rows:
         spec = row.spec if row.timezone == "UTC" else f"{row.spec} ({row.timezone})"
         next_runs = ", ".join(format_time(int(t.timestamp() * 1000)).removesuffix(" UTC") for t in row.next_runs)
         last = row.last_run
         last_text = f"{last.state.kind} {format_time(last.scheduled_time)}" if last else "-"
-        cells.append([row.name, row.function or "?", spec, _status(row), next_runs or "-", last_text])
-        colors.append([None, None, None, None, None, STATE_COLORS.get(last.state.kind) if last else None])
+        cells.append([row.name, row.origin, row.function or "?", spec, _status(row), next_runs or "-", last_text])
+        colors.append([None, None, None, None, None, None, STATE_COLORS.get(last.state.kind) if last else None])
     return table(headers, cells, colors)
 
 
 def _status(row: CronStatus) -> str:
     if row.held_by is not None:
         return f"held by {row.held_by} (sync refuses it: rename one)"
+    if row.origin != "declared":
+        return "paused" if row.paused else "active"
     if not row.declared:
         return "stale (deleted by the next sync)"
     if not row.synced:

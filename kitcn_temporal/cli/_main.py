@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     crons_commands = crons.add_subparsers(dest="crons_command", metavar="COMMAND", required=True)
     for name, help, handler in (
         ("sync", "make Temporal's schedules match the declared crons", _crons.sync),
-        ("list", "the crons with their spec, next runs and last run", _crons.list_),
+        ("list", "the declared and runtime crons with their spec, next runs and last run", _crons.list_),
     ):
         sub = command(crons_commands, name, help)
         _connection_options(sub)

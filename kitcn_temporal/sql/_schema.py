@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .._wire import NewJob
+from .._unit import Intent
 
 #: Version of the tables below; a database written by a newer version is refused.
 SCHEMA_VERSION = 1
@@ -43,7 +43,7 @@ executions = Table(
     Column("name", String(200), nullable=False),
     #: The mutation's output, as JSON.
     Column("output", Text, nullable=False),
-    #: Its schedules (jobs with their ids) and cancels (job ids), as JSON.
+    #: Its schedules (jobs with their ids), runtime cron changes and cancels (job ids), as JSON.
     Column("intents", Text, nullable=False),
     #: When it committed, in ms since the epoch (for pruning).
     Column("created_at", BigInteger, nullable=False, index=True),
@@ -53,7 +53,7 @@ _VERSION_KEY = "schema_version"
 #: The ``name`` of a tombstone: a direct call whose commit guard fired before it committed.
 #: Not a procedure name (those are dotted identifiers), so no mutation's record reads as one.
 ABANDONED = "!abandoned"
-_intents = TypeAdapter(list[NewJob | str])
+_intents: TypeAdapter[list[Intent]] = TypeAdapter(list[Intent])
 
 
 class SchemaVersionError(RuntimeError):
@@ -62,13 +62,13 @@ class SchemaVersionError(RuntimeError):
 
 @dataclass(frozen=True)
 class Record:
-    """What a committed execution left behind: its output and its schedules/cancels.
+    """What a committed execution left behind: its output and its schedules, cron changes and cancels.
 
     ``abandoned``: a tombstone, not a result: the execution never committed, and now never will.
     """
 
     output: Any
-    intents: list[NewJob | str]
+    intents: list[Intent]
     abandoned: bool = False
 
 
@@ -102,7 +102,7 @@ async def find_record(session: AsyncSession, exec_id: str) -> Record | None:
 
 
 async def write_record(
-    session: AsyncSession, exec_id: str, name: str, output: Any, intents: list[NewJob | str], now_ms: int
+    session: AsyncSession, exec_id: str, name: str, output: Any, intents: list[Intent], now_ms: int
 ) -> None:
     """Record execution ``exec_id`` in ``session``'s transaction."""
     await session.execute(

@@ -54,6 +54,19 @@ async def note_completed(ctx, input: Completion) -> dict[str, str]:
     return {"token": token}
 
 
+class CronNoteIn(BaseModel):
+    token: str
+    cron: str
+
+
+@private_mutation.input(CronNoteIn).mutation
+async def add_note_with_cron(ctx, input: CronNoteIn) -> dict[str, str]:
+    """Writes a note and registers an hourly runtime cron in the same transaction."""
+    ctx.db.add(Note(token=input.token))
+    await ctx.crons.register(input.cron, {"interval_ms": 3_600_000}, mark, {"token": input.token})
+    return {"token": input.token}
+
+
 @private_mutation.input(TokenIn).mutation
 async def mark(ctx, input: TokenIn) -> None:
     ctx.db.add(Mark(token=input.token, job_id=ctx.job.id))
