@@ -31,6 +31,7 @@ from ._wire import (
     NOT_COMMITTED_ERROR,
     UNKNOWN_PROCEDURE_ERROR,
     ExecInput,
+    app_queue,
     timedelta_to_ms,
     without_defaults,
 )
@@ -79,7 +80,7 @@ async def execute(app: App, name: str, proc: Procedure, inp: ExecInput) -> Any:
     if inp.kind is not None and inp.kind != proc.kind:
         raise _kind_changed(app, name, proc, inp.kind)
     info = activity.info()
-    jobs = Jobs(activity.client(), info.task_queue)
+    jobs = Jobs(activity.client(), app_queue(info.task_queue, name))
     job = None
     if inp.job_id is not None:
         job = JobInfo(

@@ -237,6 +237,12 @@ def procedure_queue(task_queue: str, name: str) -> str:
     return f"{task_queue}@{name}"
 
 
+def app_queue(task_queue: str, name: str) -> str:
+    """The app's task queue, where jobs run, from the queue procedure ``name`` runs on (its own
+    queue when it is limited): jobs a limited procedure schedules run where all jobs do."""
+    return task_queue.removesuffix(f"@{name}")
+
+
 #: Prefix of a keyed job's id: the key space is the namespace's, whatever the function.
 KEYED_JOB_PREFIX = "key:"
 

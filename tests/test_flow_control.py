@@ -181,3 +181,12 @@ def test_a_bad_flow_control_declaration_is_a_bad_request(declare) -> None:
         declare()
     assert err.value.code == "BAD_REQUEST"
     assert isinstance(err.value, ValueError)  # like every other mistake a builder refuses
+
+
+async def test_a_job_scheduled_by_a_limited_procedure_runs_on_the_apps_task_queue(kitcn: KitcnClient) -> None:
+    tok = token()
+    scheduler = await create_caller(kitcn, flow).schedule.now.limited_scheduler(token=tok)
+    assert (await wait_state(kitcn, scheduler)).state.kind == "success"
+    job_id = await kitcn.client.get_workflow_handle(scheduler).result()
+    assert (await wait_state(kitcn, job_id)).state.kind == "success"
+    assert RUNS[tok] == [job_id]

@@ -76,3 +76,9 @@ async def schedule_keyed_then_fail_once(ctx, input: KeyedIn) -> str:
     if ctx.job.attempt == 1:
         raise ConnectionError("lost the database after scheduling")
     return job_id
+
+
+@private_action.input(TokenIn).concurrency(1).action
+async def limited_scheduler(ctx, input: TokenIn) -> str:
+    """A limited action (on its own task queue) that schedules a job: the job runs where jobs run."""
+    return await create_caller(ctx, sys.modules[__name__]).schedule.now.record_order(token=input.token)
