@@ -21,6 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._errors import CRPCError
+from ._metrics import count_started_by_client
 from ._names import check_job_id
 from ._wire import (
     JOB_WORKFLOW,
@@ -105,6 +106,8 @@ class Jobs:
             return False
         if job.canceled:
             await handle.cancel()
+        config = self.client.service_client.config
+        count_started_by_client(config.runtime, job.name, self.client.namespace, self.task_queue)
         return True
 
     async def check_same_job(self, job: NewJob, *, started: bool = False) -> None:

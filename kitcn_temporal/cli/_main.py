@@ -61,14 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     _crons_option(dev)
     dev.add_argument("--port", type=_port, default=7233, help="the server's gRPC port (default 7233)")
     dev.add_argument("--ui-port", type=_port, help="the web UI's port (default: port + 1000)")
-    _serve_options(dev, 5.0)
+    _serve_options(dev, 5.0, "127.0.0.1")
     dev.set_defaults(handler=_serve.dev)
 
     worker = command(commands, "worker", "serve the app's procedures and jobs (a production worker)")
     _connection_options(worker)
     _app_options(worker)
     _crons_option(worker)
-    _serve_options(worker, 30.0)
+    _serve_options(worker, 30.0, "0.0.0.0")
     worker.set_defaults(handler=_serve.worker)
 
     setup = command(commands, "setup", "give the namespace the job search attributes and 7-day retention")
@@ -155,7 +155,19 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def _serve_options(parser: argparse.ArgumentParser, default: float) -> None:
+def _serve_options(parser: argparse.ArgumentParser, default: float, metrics_host: str) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics (the SDK's and kitcn's) on http://HOST:PORT/metrics",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=metrics_host,
+        metavar="HOST",
+        help=f"the address the metrics endpoint binds (default {metrics_host})",
+    )
     parser.add_argument(
         "--graceful-timeout",
         type=_seconds,

@@ -13,12 +13,15 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from .._app import App
 from .._devserver import DevServer, DevServerError, connect_when_ready, port_open, start_dev_server
+from .._metrics import metrics_runtime
 from .._setup import SetupError, setup_namespace
 from ._connect import CliError, connect, connect_config, connection_reason, load_app, load_crons
 from ._crons import require_crons, sync_crons
@@ -57,10 +60,11 @@ async def worker(args: argparse.Namespace) -> int:
     app = load_app(args)
     crons = require_crons(load_crons(args.crons), args.crons)
     stopper = Stopper()
-    client = await connect(connect_config(args), app)  # an unknown namespace fails here, in one line
+    config = {**connect_config(args), **_runtime_option(args)}
+    client = await connect(config, app)  # an unknown namespace fails here, in one line
     if crons is not None:
         print(await sync_crons(crons, client, app), flush=True)
-    await serve(client, app, stopper, args.graceful_timeout, "")
+    await serve(client, app, stopper, args.graceful_timeout, _metrics_banner(args))
     return 0
 
 
@@ -83,7 +87,7 @@ async def dev(args: argparse.Namespace) -> int:
         else:
             server = await _start_server(args.port, ui_port)
             print(f"started the Temporal dev server on {address} (data and log in {DEV_DIR}/)", flush=True)
-        client = await _connect_when_ready(address, app)
+        client = await _connect_when_ready(address, app, **_runtime_option(args))
         try:
             await setup_namespace(client)
         except SetupError as err:
@@ -91,7 +95,7 @@ async def dev(args: argparse.Namespace) -> int:
         if crons is not None:
             print(await sync_crons(crons, client, app), flush=True)
         ui = f"http://{DEV_HOST}:{ui_port}" if port_open(DEV_HOST, ui_port) else f"none (nothing on port {ui_port})"
-        await serve(client, app, stopper, args.graceful_timeout, f"Temporal UI: {ui}\n")
+        await serve(client, app, stopper, args.graceful_timeout, f"Temporal UI: {ui}\n{_metrics_banner(args)}")
     finally:
         if server is not None:
             server.stop()
@@ -161,8 +165,24 @@ async def _start_server(port: int, ui_port: int) -> DevServer:
         raise CliError(str(err)) from None
 
 
-async def _connect_when_ready(address: str, app: App) -> Client:
+def _runtime_option(args: argparse.Namespace) -> dict[str, Runtime]:
+    """``{"runtime": ...}`` serving Prometheus metrics when ``--metrics-port`` is given."""
+    if args.metrics_port is None:
+        return {}
     try:
-        return await connect_when_ready(address, app, timeout=DEV_CONNECT_TIMEOUT)
+        return {"runtime": metrics_runtime(args.metrics_port, args.metrics_host)}
+    except Exception as err:  # the SDK's core cannot bind the address
+        raise CliError(f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {err}") from None
+
+
+def _metrics_banner(args: argparse.Namespace) -> str:
+    if args.metrics_port is None:
+        return ""
+    return f"metrics: http://{args.metrics_host}:{args.metrics_port}/metrics\n"
+
+
+async def _connect_when_ready(address: str, app: App, **options: Any) -> Client:
+    try:
+        return await connect_when_ready(address, app, timeout=DEV_CONNECT_TIMEOUT, **options)
     except RuntimeError as err:
         raise CliError(f"cannot reach Temporal at {address}: {connection_reason(err)}") from None
