@@ -20,6 +20,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ._encryption import decrypting
 from ._errors import CRPCError
 from ._metrics import count_started_by_client
 from ._names import check_job_id
@@ -139,6 +140,10 @@ class Jobs:
 
     async def args_of(self, execution: WorkflowExecution) -> dict[str, Any]:
         """A job's arguments: from its memo when small, else from its workflow's input."""
+        with decrypting(f"job {execution.id}"):
+            return await self._args_of(execution)
+
+    async def _args_of(self, execution: WorkflowExecution) -> dict[str, Any]:
         memo = await execution.memo()
         if MEMO_ARGS in memo:
             args = memo[MEMO_ARGS]

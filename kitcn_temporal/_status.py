@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
+from ._encryption import decrypting
 from ._errors import CRPCError
 from ._jobs import Jobs
 from ._names import check_procedure_name
@@ -225,7 +226,8 @@ def _recorded_none_of(kinds: tuple[str, ...]) -> str:
 
 async def to_scheduled_function(execution: WorkflowExecution, jobs: Jobs) -> ScheduledFunction:
     """A job workflow's row (its state by :func:`state_of`)."""
-    memo = await execution.memo()
+    with decrypting(f"job {execution.id}"):
+        memo = await execution.memo()
     spec = memo.get(MEMO_SPEC)
     priority = spec.get("priority") if isinstance(spec, dict) else None
     attrs = execution.typed_search_attributes

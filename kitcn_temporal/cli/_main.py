@@ -15,6 +15,7 @@ from typing import NoReturn
 from temporalio.service import RPCError
 
 from .._app import DEFAULT_TASK_QUEUE
+from .._encryption import EncryptionKeyError, missing_key_error
 from .._errors import CRPCError
 from .._script import exit_now, exit_status
 from .._wire import STATE_KINDS
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     _crons_option(dev)
     dev.add_argument("--port", type=_port, default=7233, help="the server's gRPC port (default 7233)")
     dev.add_argument("--ui-port", type=_port, help="the web UI's port (default: port + 1000)")
+    dev.add_argument(
+        "--codec-port",
+        type=_port,
+        help="with KITCN_ENCRYPTION_KEYS set: the codec endpoint port the UI decodes with (default UI port + 1)",
+    )
     _serve_options(dev, 5.0, "127.0.0.1")
     dev.set_defaults(handler=_serve.dev)
 
@@ -70,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     _crons_option(worker)
     _serve_options(worker, 30.0, "0.0.0.0")
     worker.set_defaults(handler=_serve.worker)
+
+    codec = command(
+        commands, "codec-server", "serve Temporal's remote codec endpoint for KITCN_ENCRYPTION_KEYS (the UI decodes)"
+    )
+    codec.add_argument("--port", type=_port, default=8081, help="the port (default 8081)")
+    codec.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)")
+    codec.add_argument(
+        "--ui-origin",
+        action="append",
+        metavar="URL",
+        help="a browser origin allowed to call it, e.g. http://localhost:8233 (repeatable; '*' for any; "
+        "default http://localhost:8233 and http://127.0.0.1:8233)",
+    )
+    codec.set_defaults(handler=_serve.codec_server)
 
     setup = command(commands, "setup", "give the namespace the job search attributes and 7-day retention")
     _connection_options(setup)
@@ -234,6 +254,13 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{err.code}: {err.message}")
     except RPCError as err:
         return _fail(f"Temporal refused the request: {err.message}")
+    except EncryptionKeyError as err:
+        return _fail(str(err))
+    except KeyError as err:  # an encrypted payload read without a key (schedules, ...)
+        missing = missing_key_error(err)
+        if missing is None:
+            raise
+        return _fail(str(missing))
     except (KeyboardInterrupt, asyncio.CancelledError):
         return _fail("interrupted", INTERRUPTED_EXIT)
     except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say

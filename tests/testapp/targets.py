@@ -135,3 +135,9 @@ async def slowly_retried_action(ctx, input: TokenIn) -> None:
     """Fails every attempt; attempts 3 s apart."""
     RUNS[input.token].append(ctx.job.attempt)
     raise RuntimeError("try again later")
+
+
+@private_action.input(TokenIn).action
+async def refuse_quoting(ctx, input: TokenIn) -> None:
+    """Fails with a message that quotes its argument."""
+    raise CRPCError("BAD_REQUEST", f"cannot take {input.token}", {"given": input.token})
