@@ -86,8 +86,8 @@ class KitcnClient:
 
     @property
     def system(self) -> SystemTable:
-        """The ``_scheduled_functions`` table."""
-        return SystemTable(self.client)
+        """The ``_scheduled_functions`` table (its ``retry`` schedules like :attr:`scheduler`)."""
+        return SystemTable(self.client, self.scheduler)
 
     async def run(self, name: str, args: Any = None) -> Any:
         """Call procedure ``name`` directly (on a worker) and return its output."""

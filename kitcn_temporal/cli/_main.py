@@ -120,11 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=_commands.jobs_list)
     get = command(jobs_commands, "get", "one job")
     get.set_defaults(handler=_commands.jobs_get)
-    cancel = command(jobs_commands, "cancel", "cancel a job (pending -> canceled; a running action keeps running)")
+    cancel = command(
+        jobs_commands,
+        "cancel",
+        "cancel a job, or every job matching --name/--state (pending -> canceled; a running action keeps running)",
+    )
+    cancel.add_argument("id", metavar="ID", nargs="?", help="the job id (or --name / --state for many)")
+    cancel.add_argument("--name", help="cancel every job of this procedure (with --state, default pending)")
+    cancel.add_argument("--state", choices=("pending", "inProgress"), help="cancel every job in this state")
+    cancel.add_argument("--yes", action="store_true", help="cancel many without asking")
     cancel.set_defaults(handler=_commands.jobs_cancel)
-    for sub in (get, cancel):
-        sub.add_argument("id", metavar="ID", help="the job id")
-    for sub in (listing, get, cancel):
+    get.add_argument("id", metavar="ID", help="the job id")
+    retry = command(jobs_commands, "retry", "schedule a failed job again (its function and arguments), print its id")
+    retry.add_argument("id", metavar="ID", help="the failed job's id")
+    _app_options(retry)
+    retry.set_defaults(handler=_commands.jobs_retry)
+    for sub in (listing, get, cancel, retry):
         _connection_options(sub)
         _json_option(sub)
 
