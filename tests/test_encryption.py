@@ -27,7 +27,7 @@ from conftest import make_app
 from helpers import token, wait_state
 from kitcn_temporal import App, KitcnClient, KitcnPlugin
 from kitcn_temporal._codec_server import serve_codec
-from kitcn_temporal._devserver import DevServer, free_port, temporal_binary
+from kitcn_temporal._devserver import DevServer, connect_when_ready, free_port, start_dev_server, temporal_binary
 from kitcn_temporal._encryption import ENCODING, KEYS_ENV, EncryptionCodec, EncryptionKeyError, key_id
 
 KEY_1, KEY_2 = os.urandom(32), os.urandom(32)
@@ -39,7 +39,16 @@ def b64(key: bytes) -> str:
 
 
 async def connect(server: DevServer, app: App, keys: Sequence[bytes | str] | None) -> Client:
-    return await Client.connect(server.address, plugins=[KitcnPlugin(app, encryption_keys=keys)])
+    return await connect_when_ready(server.address, app, encryption_keys=keys)
+
+
+@pytest.fixture(scope="module")
+async def server() -> AsyncIterator[DevServer]:
+    """A Temporal server of this module's own: its encrypted jobs stay out of the suite's lists
+    (a reader without the key gets an error for a list that holds one)."""
+    started = await asyncio.to_thread(start_dev_server)
+    yield started
+    started.stop()
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +57,25 @@ def sealed_app() -> App:
 
 
 @pytest.fixture(scope="module")
-async def sealed(temporal_server: DevServer, client: Client, sealed_app: App) -> AsyncIterator[KitcnClient]:
+async def sealed(server: DevServer, sealed_app: App) -> AsyncIterator[KitcnClient]:
     """A client and worker whose payloads are encrypted with KEY_1 (and may be read with KEY_2)."""
-    encrypted = await connect(temporal_server, sealed_app, [KEY_1, b64(KEY_2)])
+    encrypted = await connect_when_ready(server.address, sealed_app, encryption_keys=[KEY_1, b64(KEY_2)])
     async with Worker(encrypted, task_queue=sealed_app.task_queue):
         yield KitcnClient(encrypted, sealed_app)
+
+
+@pytest.fixture(scope="module")
+async def plain(server: DevServer) -> AsyncIterator[KitcnClient]:
+    """A client and worker without encryption, on the same server."""
+    app = make_app()
+    client = await connect_when_ready(server.address, app, encryption_keys=[])
+    async with Worker(client, task_queue=app.task_queue):
+        yield KitcnClient(client, app)
+
+
+@pytest.fixture(scope="module")
+def client(plain: KitcnClient) -> Client:
+    return plain.client
 
 
 async def raw_bytes(client: Client, job_id: str) -> bytes:
@@ -85,18 +108,18 @@ def _data_fields(value: Any) -> list[str]:
 
 
 async def test_a_secret_argument_is_absent_from_raw_history_and_memo_yet_read_back_by_get(
-    temporal_server: DevServer, client: Client, kitcn: KitcnClient, sealed: KitcnClient
+    server: DevServer, client: Client, plain: KitcnClient, sealed: KitcnClient
 ) -> None:
     secret = f"ada-{token()}@example.com"
-    plain = await kitcn.scheduler.run_after(0, "targets.touch", {"token": secret})
+    plain_job = await plain.scheduler.run_after(0, "targets.touch", {"token": secret})
     sealed_job = await sealed.scheduler.run_after(0, "targets.touch", {"token": secret})
-    for reader, job_id in ((kitcn, plain), (sealed, sealed_job)):
+    for reader, job_id in ((plain, plain_job), (sealed, sealed_job)):
         await wait_state(reader, job_id, "success")
     # Without encryption the secret is there to find: the checks below look in the right places.
-    assert secret.encode() in await raw_bytes(client, plain)
-    assert secret.encode() in await asyncio.to_thread(temporal_show, temporal_server, plain)
+    assert secret.encode() in await raw_bytes(client, plain_job)
+    assert secret.encode() in await asyncio.to_thread(temporal_show, server, plain_job)
     assert secret.encode() not in await raw_bytes(client, sealed_job)
-    assert secret.encode() not in await asyncio.to_thread(temporal_show, temporal_server, sealed_job)
+    assert secret.encode() not in await asyncio.to_thread(temporal_show, server, sealed_job)
     job = await sealed.system.get(sealed_job)
     assert job is not None and job.args == {"token": secret} and job.state.kind == "success"
     listed = await sealed.system.list(name="targets.touch", limit=1000)
@@ -112,16 +135,16 @@ async def test_a_failure_that_quotes_a_secret_is_encrypted_too(client: Client, s
 
 
 async def test_a_rotated_key_reads_old_payloads_and_seals_new_ones(
-    temporal_server: DevServer, sealed_app: App, sealed: KitcnClient
+    server: DevServer, sealed_app: App, sealed: KitcnClient
 ) -> None:
     old = await sealed.scheduler.run_after(600_000, "targets.touch", {"token": "sealed with key 1"})
-    rotated = KitcnClient(await connect(temporal_server, sealed_app, [KEY_2, KEY_1]), sealed_app)
+    rotated = KitcnClient(await connect(server, sealed_app, [KEY_2, KEY_1]), sealed_app)
     assert (await rotated.system.get(old)) is not None
     new = await rotated.scheduler.run_after(600_000, "targets.touch", {"token": "sealed with key 2"})
     described = await rotated.client.get_workflow_handle(new).describe()
     memo = described.raw_description.workflow_execution_info.memo.fields["args"]
     assert memo.metadata["encoding"] == ENCODING and memo.metadata["encryption-key-id"] == key_id(KEY_2).encode()
-    only_old = KitcnClient(await connect(temporal_server, sealed_app, [KEY_1]), sealed_app)
+    only_old = KitcnClient(await connect(server, sealed_app, [KEY_1]), sealed_app)
     with pytest.raises(EncryptionKeyError, match=f"key {key_id(KEY_2)}, which is not among the configured keys"):
         await only_old.system.get(new)
     for job_id in (old, new):
@@ -129,10 +152,10 @@ async def test_a_rotated_key_reads_old_payloads_and_seals_new_ones(
 
 
 async def test_reading_without_a_key_is_one_clear_error_nothing_half_decoded(
-    temporal_server: DevServer, sealed_app: App, sealed: KitcnClient
+    server: DevServer, sealed_app: App, sealed: KitcnClient
 ) -> None:
     job_id = await sealed.scheduler.run_after(600_000, "targets.touch", {"token": token()})
-    keyless = KitcnClient(await connect(temporal_server, sealed_app, []), sealed_app)
+    keyless = KitcnClient(await connect(server, sealed_app, []), sealed_app)
     with pytest.raises(EncryptionKeyError, match=f"job {job_id} is encrypted and this client has no encryption key"):
         await keyless.system.get(job_id)
     with pytest.raises(EncryptionKeyError, match=KEYS_ENV):
@@ -141,18 +164,18 @@ async def test_reading_without_a_key_is_one_clear_error_nothing_half_decoded(
 
 
 async def test_the_cli_decodes_with_the_keys_of_the_environment_and_refuses_in_one_line_without(
-    temporal_server: DevServer, sealed: KitcnClient
+    server: DevServer, sealed: KitcnClient
 ) -> None:
     secret = token()
     job_id = await sealed.scheduler.run_after(600_000, "targets.touch", {"token": secret})
     os.environ[KEYS_ENV] = f"{b64(KEY_2)}, {b64(KEY_1)}"
     try:
-        got = await cli(temporal_server.address, "jobs", "get", job_id, "--json")
+        got = await cli(server.address, "jobs", "get", job_id, "--json")
     finally:
         del os.environ[KEYS_ENV]
     assert got.code == 0, got.err
     assert got.json()["args"] == {"token": secret}
-    refused = await cli(temporal_server.address, "jobs", "get", job_id)
+    refused = await cli(server.address, "jobs", "get", job_id)
     assert_one_line_error(refused, f"job {job_id} is encrypted", KEYS_ENV)
     await sealed.scheduler.cancel(job_id)
 
@@ -220,8 +243,8 @@ def test_keys_must_be_32_bytes_or_base64_of_32_bytes() -> None:
 
 
 @pytest.fixture
-async def start(temporal_server: DevServer, tmp_path: Path) -> AsyncIterator[Launcher]:
-    launcher = Launcher(temporal_server.address, tmp_path)
+async def start(server: DevServer, tmp_path: Path) -> AsyncIterator[Launcher]:
+    launcher = Launcher(server.address, tmp_path)
     yield launcher
     await launcher.kill_all()
 
@@ -235,8 +258,8 @@ def keys_in_env(*keys: bytes) -> Iterator[None]:
         del os.environ[KEYS_ENV]
 
 
-async def test_codec_server_without_keys_refuses_in_one_line(temporal_server: DevServer) -> None:
-    result = await cli(temporal_server.address, "codec-server", "--port", str(free_port()))
+async def test_codec_server_without_keys_refuses_in_one_line(server: DevServer) -> None:
+    result = await cli(server.address, "codec-server", "--port", str(free_port()))
     assert_one_line_error(result, "no encryption keys", KEYS_ENV)
 
 
