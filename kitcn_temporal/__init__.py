@@ -16,6 +16,7 @@ from ._cron_owner import CronConflictError
 from ._cron_sync import CronStatus, SyncReport
 from ._crons import CronJob, CronJobs, cron_jobs
 from ._errors import ERROR_CODES, CRPCError, ErrorCode
+from ._metrics import metrics_runtime
 from ._plugin import KitcnPlugin
 from ._procedures import (
     CRPC,
@@ -76,6 +77,7 @@ __all__ = [
     "create_caller",
     "cron_jobs",
     "init_crpc",
+    "metrics_runtime",
     "private_action",
     "private_mutation",
     "private_query",

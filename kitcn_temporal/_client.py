@@ -94,8 +94,8 @@ class KitcnClient:
 
     @property
     def system(self) -> SystemTable:
-        """The ``_scheduled_functions`` table."""
-        return SystemTable(self.client)
+        """The ``_scheduled_functions`` table (its ``retry`` schedules like :attr:`scheduler`)."""
+        return SystemTable(self.client, self.scheduler)
 
     async def run(self, name: str, args: Any = None, *, on_worker: bool = False) -> Any:
         """Call procedure ``name`` directly and return its output (see :meth:`call`)."""

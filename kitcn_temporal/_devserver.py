@@ -14,8 +14,10 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.client import Client
@@ -152,8 +154,18 @@ def start_dev_server(
     return server
 
 
-async def connect_when_ready(address: str, app: App, *, timeout: float = 30.0) -> Client:
+async def connect_when_ready(
+    address: str,
+    app: App,
+    *,
+    timeout: float = 30.0,
+    encryption_keys: Sequence[bytes | str] | None = None,
+    **options: Any,
+) -> Client:
     """Connect to a freshly started server, with the app's plugin, namespace ``default``.
+
+    :param encryption_keys: the plugin's (default: ``KITCN_ENCRYPTION_KEYS``).
+    :param options: more ``Client.connect`` arguments (e.g. ``runtime=``).
 
     A dev server accepts connections a moment before it serves them: retry until it
     answers, and raise the last connection error after ``timeout`` seconds.
@@ -162,7 +174,8 @@ async def connect_when_ready(address: str, app: App, *, timeout: float = 30.0) -
     deadline = loop.time() + timeout
     while True:
         try:
-            return await Client.connect(address, namespace="default", plugins=[KitcnPlugin(app)])
+            plugin = KitcnPlugin(app, encryption_keys=encryption_keys)
+            return await Client.connect(address, namespace="default", plugins=[plugin], **options)
         except RuntimeError:
             if loop.time() > deadline:
                 raise

@@ -5,10 +5,15 @@ Layer: Temporal side of jobs: knows workflows and ids, not procedures or apps.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import pydantic_core
+from temporalio.api.batch.v1 import BatchOperationCancellation
+from temporalio.api.enums.v1 import BatchOperationState
+from temporalio.api.workflowservice.v1 import DescribeBatchOperationRequest, StartBatchOperationRequest
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import (
     Priority,
@@ -20,7 +25,9 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ._encryption import decrypting
 from ._errors import CRPCError
+from ._metrics import count_started_by_client
 from ._names import check_job_id
 from ._wire import (
     JOB_WORKFLOW,
@@ -105,6 +112,8 @@ class Jobs:
             return False
         if job.canceled:
             await handle.cancel()
+        config = self.client.service_client.config
+        count_started_by_client(config.runtime, job.name, self.client.namespace, self.task_queue)
         return True
 
     async def check_same_job(self, job: NewJob, *, started: bool = False) -> None:
@@ -136,6 +145,10 @@ class Jobs:
 
     async def args_of(self, execution: WorkflowExecution) -> dict[str, Any]:
         """A job's arguments: from its memo when small, else from its workflow's input."""
+        with decrypting(f"job {execution.id}"):
+            return await self._args_of(execution)
+
+    async def _args_of(self, execution: WorkflowExecution) -> dict[str, Any]:
         memo = await execution.memo()
         if MEMO_ARGS in memo:
             args = memo[MEMO_ARGS]
@@ -178,6 +191,48 @@ class Jobs:
         desc = await self.require(job_id)
         if desc.status == WorkflowExecutionStatus.RUNNING:
             await self._request_cancel(job_id)
+
+    async def cancel_matching(self, query: str, reason: str, *, timeout: float = 120.0) -> int:
+        """Request the cancellation of every workflow ``query`` matches, as one Temporal batch
+        operation; returns how many the batch canceled (its ``complete_operation_count``).
+
+        The batch reads Temporal's visibility store, which lags writes by about a second. A
+        namespace runs a limited number of batches at once: a refused start is tried again
+        until ``timeout`` seconds have passed.
+        """
+        service, namespace = self.client.workflow_service, self.client.namespace
+        batch_id = f"kitcn-cancel-{uuid.uuid4()}"
+        request = StartBatchOperationRequest(
+            namespace=namespace,
+            job_id=batch_id,
+            reason=reason,
+            visibility_query=query,
+            cancellation_operation=BatchOperationCancellation(identity=self.client.identity),
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await service.start_batch_operation(request)
+                break
+            except RPCError as err:  # another batch is running in the namespace
+                if err.status != RPCStatusCode.RESOURCE_EXHAUSTED or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        describe = DescribeBatchOperationRequest(namespace=namespace, job_id=batch_id)
+        while True:
+            batch = await service.describe_batch_operation(describe)
+            if batch.state == BatchOperationState.BATCH_OPERATION_STATE_COMPLETED:
+                return int(batch.complete_operation_count)
+            if batch.state == BatchOperationState.BATCH_OPERATION_STATE_FAILED:
+                raise CRPCError("INTERNAL_SERVER_ERROR", f"Temporal's batch {batch_id} failed: {batch.reason}")
+            if loop.time() > deadline:
+                raise CRPCError(
+                    "INTERNAL_SERVER_ERROR",
+                    f"Temporal's batch {batch_id} has not finished in {timeout:g}s "
+                    f"({batch.complete_operation_count} of {batch.total_operation_count} done): it goes on",
+                )
+            await asyncio.sleep(0.2)
 
     async def cancel_requested(self, job_id: str) -> bool:
         """Whether someone asked to cancel this job (strongly consistent)."""

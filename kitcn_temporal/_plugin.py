@@ -6,14 +6,20 @@ Layer: client and wiring.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter
-from temporalio.converter import DataConverter, DefaultPayloadConverter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    PayloadCodec,
+)
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import Worker, WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -22,6 +28,7 @@ from ._activities import procedure_activities
 from ._app import App
 from ._attempts import AnyWorkerInterceptor
 from ._direct import guard_activities
+from ._encryption import codec_for
 from ._flow import FlowControl
 from ._guard import CommitGuardWorkflow
 from ._workflow import CallWorkflow, ScheduledFunctionWorkflow
@@ -38,21 +45,37 @@ class KitcnPlugin(SimplePlugin):
 
     ``Client.connect(addr, plugins=[KitcnPlugin(app)])``: every worker built on that
     client then runs the job workflow and one activity per procedure.
+
+    :param tracing: add OpenTelemetry tracing (Temporal's ``TracingInterceptor``, on the
+        global tracer provider): one trace from a schedule call through the job to the jobs
+        it schedules. Needs ``pip install 'kitcn-temporal[tracing]'``.
+    :param encryption_keys: AES-256-GCM keys (32-byte ``bytes`` or base64 ``str``, newest
+        first) that encrypt every payload written to Temporal; ``None`` (the default) reads
+        ``KITCN_ENCRYPTION_KEYS``, ``[]`` turns encryption off. Needs
+        ``pip install 'kitcn-temporal[encryption]'``.
     """
 
-    def __init__(self, app: App) -> None:
+    def __init__(
+        self, app: App, *, tracing: bool = False, encryption_keys: Sequence[bytes | str] | None = None
+    ) -> None:
         self.app = app
         self._flow = FlowControl(app)
+        #: The payload codec every client and worker of this plugin uses, if any.
+        self.codec = codec_for(encryption_keys)
+        interceptors: list[Any] = [AnyWorkerInterceptor()]
+        if tracing:
+            interceptors.append(_tracing_interceptor())
         super().__init__(
             "kitcn_temporal.KitcnPlugin",
-            # Procedures take and return pydantic models (datetimes included).
-            data_converter=_pydantic_converter,
+            # Procedures take and return pydantic models (datetimes included), encrypted with keys.
+            data_converter=functools.partial(kitcn_data_converter, codec=self.codec),
             # The job, direct-action-call and commit-guard workflows; the procedures as
             # activities, and the one a fired commit guard runs.
             workflows=[ScheduledFunctionWorkflow, CallWorkflow, CommitGuardWorkflow],
             activities=[*procedure_activities(app), *guard_activities(app)],
-            # A job whose procedure this worker does not know is tried on the task queue's others.
-            interceptors=[AnyWorkerInterceptor()],
+            # A job whose procedure this worker does not know is tried on the task queue's others;
+            # with tracing, spans for starts, workflows and activities carried in Temporal headers.
+            interceptors=interceptors,
             # Our package and pydantic are deterministic to share with the sandbox.
             workflow_runner=_with_passthrough,
         )
@@ -78,7 +101,12 @@ class KitcnPlugin(SimplePlugin):
         await self._flow.run_beside(worker, next)
 
 
-def _pydantic_converter(existing: DataConverter | None) -> DataConverter:
+def kitcn_data_converter(existing: DataConverter | None = None, *, codec: PayloadCodec | None = None) -> DataConverter:
+    """The pydantic data converter, with ``codec`` (and failure messages encoded by it) if given.
+
+    :param existing: the client's converter: a payload converter of its own is kept (with a
+        warning), a codec of its own too when ``codec`` is ``None``.
+    """
     base = existing or DataConverter.default
     if base.payload_converter_class not in (DefaultPayloadConverter, PydanticPayloadConverter):
         # The user chose a converter of their own: keep it, but say what it must handle.
@@ -88,8 +116,28 @@ def _pydantic_converter(existing: DataConverter | None) -> DataConverter:
             "temporalio.contrib.pydantic's PydanticPayloadConverter does",
             stacklevel=2,
         )
+    else:
+        base = dataclasses.replace(base, payload_converter_class=PydanticPayloadConverter)
+    if codec is None:
         return base
-    return dataclasses.replace(base, payload_converter_class=PydanticPayloadConverter)
+    if base.payload_codec is not None and base.payload_codec is not codec:
+        raise ValueError(
+            "this client already has a payload codec: give KitcnPlugin encryption_keys or a codec of your own, not both"
+        )
+    # A failure's message and stack trace may quote arguments: encrypted like the rest.
+    return dataclasses.replace(
+        base, payload_codec=codec, failure_converter_class=DefaultFailureConverterWithEncodedAttributes
+    )
+
+
+def _tracing_interceptor() -> Any:
+    try:
+        from temporalio.contrib.opentelemetry import TracingInterceptor
+    except ImportError:
+        raise ImportError(
+            "KitcnPlugin(tracing=True) needs OpenTelemetry: pip install 'kitcn-temporal[tracing]'"
+        ) from None
+    return TracingInterceptor()
 
 
 def _with_passthrough(existing: WorkflowRunner | None) -> WorkflowRunner:

@@ -44,11 +44,12 @@ _CTX_TYPES: dict[Kind, type[BaseCtx]] = {"query": QueryCtx, "mutation": Mutation
 
 def make_ctx(kind: Kind, app: App, unit: Unit, *, auth: Any, job: JobInfo | None, proc: Procedure) -> BaseCtx:
     """The context a ``kind`` procedure receives when it runs in ``unit``."""
+    scheduler = Scheduler(app, unit, readonly=kind == "query")
     return _CTX_TYPES[kind](
         app=app,
         unit=unit,
-        scheduler=Scheduler(app, unit, readonly=kind == "query"),
-        system=SystemTable(unit.jobs.client),
+        scheduler=scheduler,
+        system=SystemTable(unit.jobs.client, scheduler),
         crons=Crons(app, unit, readonly=kind == "query"),
         auth=auth,
         job=job,

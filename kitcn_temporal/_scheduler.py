@@ -54,6 +54,11 @@ class Scheduler:
         self._readonly = readonly or unit.mode == "none"
         self._public_only = public_only
 
+    @property
+    def immediate(self) -> bool:
+        """Whether schedules take effect at once (an action or a client), not with a mutation."""
+        return self._unit.mode == "immediate"
+
     async def run_after(
         self,
         delay: float | timedelta,

@@ -17,15 +17,20 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
+from ._encryption import decrypting
 from ._errors import CRPCError
 from ._jobs import Jobs
 from ._names import check_procedure_name
+
+if TYPE_CHECKING:
+    from ._scheduler import Scheduler
+
 from ._wire import (
     JOB_WORKFLOW,
     MEMO_ERROR,
@@ -122,14 +127,58 @@ class PaginationResult(BaseModel):
 
 
 class SystemTable:
-    """Reads jobs: ``await ctx.system.get(job_id)``, ``await ctx.system.list(state="pending")``.
+    """Reads jobs: ``await ctx.system.get(job_id)``, ``await ctx.system.list(state="pending")``;
+    acts on them: ``cancel_all(...)``, ``retry(job_id)``.
 
     A client of a namespace that does not exist gets Temporal's ``RPCError`` (``NOT_FOUND``,
     "Namespace ... is not found") from every read, never an empty table.
+
+    :param scheduler: schedules the jobs :meth:`retry` makes (atomic in a mutation, like any
+        schedule); without one, :meth:`retry` is refused.
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, scheduler: Scheduler | None = None) -> None:
         self._client = client
+        self._scheduler = scheduler
+
+    async def cancel_all(self, *, name: str | None = None, state: str | None = "pending") -> int:
+        """Cancel every job of procedure ``name`` (``None``: any) in ``state`` (``pending``,
+        ``inProgress``, or ``None`` for both) and return how many Temporal canceled.
+
+        One Temporal batch operation over the matching jobs, as the visibility store lists them
+        (it lags writes by about a second); the count is the batch's completed operations.
+        Each job then ends as :meth:`~kitcn_temporal.Scheduler.cancel` would end it: a pending
+        one ``canceled``, a running action runs to its end. It takes effect at once, so a query
+        or mutation may not call it (``BAD_REQUEST``).
+        """
+        if self._scheduler is not None and not self._scheduler.immediate:
+            raise CRPCError("BAD_REQUEST", "cancel_all takes effect at once: call it from an action or a client")
+        if state not in (None, "pending", "inProgress"):
+            raise CRPCError(
+                "BAD_REQUEST",
+                f"cancel_all cancels pending or inProgress jobs (state=None: both), not {state!r} ones",
+            )
+        query = jobs_query(state, name)
+        if state is None:
+            query += " AND ExecutionStatus = 'Running'"
+        reason = f"kitcn cancel_all(name={name!r}, state={state!r})"
+        return await Jobs(self._client).cancel_matching(query, reason)
+
+    async def retry(self, job_id: str) -> str:
+        """Schedule a new job, due now, with a failed job's function, arguments and priority;
+        returns its id. Any other state, or an unknown id, is a ``CRPCError``.
+
+        The new job has no idempotency key (the key would name the failed job) and no
+        completion callback.
+        """
+        if self._scheduler is None:
+            raise CRPCError("BAD_REQUEST", "retry needs the app to schedule with: use KitcnClient.system or ctx.system")
+        job = await self.get(job_id)
+        if job is None:
+            raise CRPCError("NOT_FOUND", f"no scheduled function has id {job_id!r}")
+        if job.state.kind != "failed":
+            raise CRPCError("BAD_REQUEST", f"job {job_id} is {job.state.kind}: only a failed job can be retried")
+        return await self._scheduler.run_after(0, job.name, job.args, priority=job.priority)
 
     async def get(self, job_id: str) -> ScheduledFunction | None:
         """The job with this id, or ``None`` if there is none (a malformed id raises BAD_REQUEST)."""
@@ -227,7 +276,8 @@ def _recorded_none_of(kinds: tuple[str, ...]) -> str:
 
 async def to_scheduled_function(execution: WorkflowExecution, jobs: Jobs) -> ScheduledFunction:
     """A job workflow's row (its state by :func:`state_of`)."""
-    memo = await execution.memo()
+    with decrypting(f"job {execution.id}"):
+        memo = await execution.memo()
     spec = memo.get(MEMO_SPEC)
     priority = spec.get("priority") if isinstance(spec, dict) else None
     attrs = execution.typed_search_attributes

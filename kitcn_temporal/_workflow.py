@@ -21,6 +21,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
 from ._attempts import Execution, job_failure, record_state, start_procedure
+from ._metrics import count_finished, count_scheduled, record_lateness
 from ._wire import (
     CALL_WORKFLOW,
     JOB_WORKFLOW,
@@ -64,6 +65,7 @@ class ScheduledFunctionWorkflow:
             due = _cron_due_time(info)
             scheduled = datetime_to_ms(due)
             updates.append(SA_SCHEDULED_TIME.value_set(due))
+            count_scheduled(workflow.metric_meter(), spec.name)  # metrics: Temporal's schedule started it
         try:
             if spec.canceled:
                 # Created canceled: the producer requests cancellation right after the start.
@@ -76,21 +78,37 @@ class ScheduledFunctionWorkflow:
         except asyncio.CancelledError:
             if not spec.canceled:
                 record_state("canceled", updates)
+            _count_end(spec, "canceled")
             await _complete(spec, "canceled")
             raise
+        _record_lateness(spec, scheduled)
         inp = ExecInput(args=args, exec_id=info.workflow_id, job_id=info.workflow_id, scheduled_time=scheduled)
         try:
             # A mutation canceled once due may have had an attempt on a worker since lost: the
             # cancel reaches it in the execution, which looks for a committed attempt.
             result = await Execution(spec.name, spec.options, inp, updates).outcome()
         except asyncio.CancelledError:
+            _count_end(spec, "canceled")
             await _complete(spec, "canceled")
             raise
         except ApplicationError as failure:  # the job failed, its state recorded
+            _count_end(spec, "failed")
             await _complete(spec, "failed", error=failure.message)
             raise
+        _count_end(spec, "success")
         await _complete(spec, "success", result=result)
         return result
+
+
+# Metrics only: the job workflow's meter records nothing while a history replays, and issues
+# no command.
+def _record_lateness(spec: JobSpec, scheduled_ms: int) -> None:
+    late_ms = datetime_to_ms(workflow.now()) - scheduled_ms
+    record_lateness(workflow.metric_meter(), spec.name, late_ms / 1000)
+
+
+def _count_end(spec: JobSpec, state: StateKind) -> None:
+    count_finished(workflow.metric_meter(), spec.name, state)
 
 
 def _cron_due_time(info: workflow.Info) -> datetime:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -86,3 +89,28 @@ def worker_process(address: str, app: str, queue: str, *options: str) -> subproc
         proc.wait()
         raise AssertionError(f"the worker process did not start: {line!r}")
     return proc
+
+
+async def scrape(port: int) -> str:
+    """The Prometheus text served on ``127.0.0.1:port/metrics``."""
+
+    def get() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text: str = response.read().decode()
+            return text
+
+    return await asyncio.to_thread(get)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of metric ``name``'s samples in Prometheus ``text`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        metric, brace, rest = line.partition("{")
+        if metric != name or not brace:
+            continue
+        inside, _, value = rest.rpartition("}")
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', inside))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(value)
+    return total

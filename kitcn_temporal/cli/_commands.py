@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -149,7 +150,14 @@ async def jobs_get(args: argparse.Namespace) -> int:
 
 
 async def jobs_cancel(args: argparse.Namespace) -> int:
-    """``jobs cancel ID``: pending -> canceled; running -> keeps running; finished -> nothing."""
+    """``jobs cancel ID``: pending -> canceled; running -> keeps running; finished -> nothing.
+
+    ``jobs cancel --name N --state S [--yes]``: every matching job, as one Temporal batch.
+    """
+    if args.id is None:
+        return await _cancel_many(args)
+    if args.name or args.state or args.yes:
+        raise UsageError("give a job ID, or --name / --state to cancel many, not both")
     client = await connect(connect_config(args), None)
     before = await _require_job(client, args.id)
     await Jobs(client).cancel(args.id)
@@ -171,6 +179,46 @@ async def jobs_cancel(args: argparse.Namespace) -> int:
             note = f"the job had already finished ({before.state.kind}): nothing to cancel"
         if note:
             print(f"note: {note}")
+    return 0
+
+
+async def _cancel_many(args: argparse.Namespace) -> int:
+    if not (args.name or args.state):
+        raise UsageError("jobs cancel needs a job ID, or --name and/or --state to cancel many")
+    state = args.state or "pending"
+    client = await connect(connect_config(args), None)
+    what = f"{state} jobs" + (f" of {args.name}" if args.name else "")
+    if not args.yes:
+        matching = (await client.count_workflows(jobs_query(state, args.name))).count
+        if not _confirmed(f"cancel {matching} {what}? [y/N] "):
+            raise CliError(f"not canceled: {matching} {what} match; add --yes to cancel them")
+    count = await SystemTable(client).cancel_all(name=args.name, state=state)
+    if args.json:
+        print_json({"canceled": count, "name": args.name, "state": state})
+    else:
+        print(f"canceled {count} {what}")
+    return 0
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on a terminal; anything but a yes (or no terminal to ask on) is a no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+async def jobs_retry(args: argparse.Namespace) -> int:
+    """``jobs retry ID``: a new job with a failed job's function and arguments; prints its id."""
+    app = load_app(args)
+    client = await connect(connect_config(args), app)
+    new_id = await KitcnClient(client, app).system.retry(args.id)
+    if args.json:
+        _print_job(args, await _require_job(client, new_id))
+    else:
+        print(new_id)
     return 0
 
 

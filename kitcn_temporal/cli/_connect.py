@@ -17,13 +17,13 @@ from typing import Any
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from .._app import App
+from .._encryption import codec_for
 from .._errors import CRPCError
 from .._jobs import namespace_missing
-from .._plugin import KitcnPlugin
+from .._plugin import KitcnPlugin, kitcn_data_converter
 from ._parse import parse_target
 
 #: Where ``--crons`` looks when it is not given (used only if the module exists).
@@ -110,9 +110,7 @@ def connect_config(args: argparse.Namespace) -> dict[str, Any]:
 
 async def connect(config: dict[str, Any], app: App | None, *, timeout: float = CONNECT_TIMEOUT) -> Client:
     """A client with the app's plugin (or just the pydantic converter when no app is needed)."""
-    extra: dict[str, Any] = (
-        {"plugins": [KitcnPlugin(app)]} if app is not None else {"data_converter": pydantic_data_converter}
-    )
+    extra = client_options(app)
     address = config["target_host"]
     try:
         client = await asyncio.wait_for(Client.connect(**config, **extra), timeout)
@@ -140,6 +138,17 @@ async def require_namespace(client: Client) -> None:
                 "create it (temporal operator namespace create) or pass --namespace / TEMPORAL_NAMESPACE"
             ) from None
         raise
+
+
+def client_options(app: App | None, **plugin_options: Any) -> dict[str, Any]:
+    """``Client.connect`` options: the app's plugin, or just the data converter without an app;
+    encryption keys from ``KITCN_ENCRYPTION_KEYS`` either way."""
+    try:
+        if app is not None:
+            return {"plugins": [KitcnPlugin(app, **plugin_options)]}
+        return {"data_converter": kitcn_data_converter(codec=codec_for(None))}
+    except (ValueError, ImportError) as err:  # a malformed key, or the encryption extra missing
+        raise CliError(str(err)) from None
 
 
 def connection_reason(err: BaseException) -> str:

@@ -15,6 +15,7 @@ from typing import NoReturn
 from temporalio.service import RPCError
 
 from .._app import DEFAULT_TASK_QUEUE
+from .._encryption import EncryptionKeyError, missing_key_error
 from .._errors import CRPCError
 from .._script import exit_now, exit_status
 from .._wire import STATE_KINDS
@@ -61,15 +62,34 @@ def build_parser() -> argparse.ArgumentParser:
     _crons_option(dev)
     dev.add_argument("--port", type=_port, default=7233, help="the server's gRPC port (default 7233)")
     dev.add_argument("--ui-port", type=_port, help="the web UI's port (default: port + 1000)")
-    _serve_options(dev, 5.0)
+    dev.add_argument(
+        "--codec-port",
+        type=_port,
+        help="with KITCN_ENCRYPTION_KEYS set: the codec endpoint port the UI decodes with (default UI port + 1)",
+    )
+    _serve_options(dev, 5.0, "127.0.0.1")
     dev.set_defaults(handler=_serve.dev)
 
     worker = command(commands, "worker", "serve the app's procedures and jobs (a production worker)")
     _connection_options(worker)
     _app_options(worker)
     _crons_option(worker)
-    _serve_options(worker, 30.0)
+    _serve_options(worker, 30.0, "0.0.0.0")
     worker.set_defaults(handler=_serve.worker)
+
+    codec = command(
+        commands, "codec-server", "serve Temporal's remote codec endpoint for KITCN_ENCRYPTION_KEYS (the UI decodes)"
+    )
+    codec.add_argument("--port", type=_port, default=8081, help="the port (default 8081)")
+    codec.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)")
+    codec.add_argument(
+        "--ui-origin",
+        action="append",
+        metavar="URL",
+        help="a browser origin allowed to call it, e.g. http://localhost:8233 (repeatable; '*' for any; "
+        "default http://localhost:8233 and http://127.0.0.1:8233)",
+    )
+    codec.set_defaults(handler=_serve.codec_server)
 
     setup = command(commands, "setup", "give the namespace the job search attributes and 7-day retention")
     _connection_options(setup)
@@ -100,11 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=_commands.jobs_list)
     get = command(jobs_commands, "get", "one job")
     get.set_defaults(handler=_commands.jobs_get)
-    cancel = command(jobs_commands, "cancel", "cancel a job (pending -> canceled; a running action keeps running)")
+    cancel = command(
+        jobs_commands,
+        "cancel",
+        "cancel a job, or every job matching --name/--state (pending -> canceled; a running action keeps running)",
+    )
+    cancel.add_argument("id", metavar="ID", nargs="?", help="the job id (or --name / --state for many)")
+    cancel.add_argument("--name", help="cancel every job of this procedure (with --state, default pending)")
+    cancel.add_argument("--state", choices=("pending", "inProgress"), help="cancel every job in this state")
+    cancel.add_argument("--yes", action="store_true", help="cancel many without asking")
     cancel.set_defaults(handler=_commands.jobs_cancel)
-    for sub in (get, cancel):
-        sub.add_argument("id", metavar="ID", help="the job id")
-    for sub in (listing, get, cancel):
+    get.add_argument("id", metavar="ID", help="the job id")
+    retry = command(jobs_commands, "retry", "schedule a failed job again (its function and arguments), print its id")
+    retry.add_argument("id", metavar="ID", help="the failed job's id")
+    _app_options(retry)
+    retry.set_defaults(handler=_commands.jobs_retry)
+    for sub in (listing, get, cancel, retry):
         _connection_options(sub)
         _json_option(sub)
 
@@ -157,7 +188,19 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def _serve_options(parser: argparse.ArgumentParser, default: float) -> None:
+def _serve_options(parser: argparse.ArgumentParser, default: float, metrics_host: str) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics (the SDK's and kitcn's) on http://HOST:PORT/metrics",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=metrics_host,
+        metavar="HOST",
+        help=f"the address the metrics endpoint binds (default {metrics_host})",
+    )
     parser.add_argument(
         "--graceful-timeout",
         type=_seconds,
@@ -224,6 +267,13 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{err.code}: {err.message}")
     except RPCError as err:
         return _fail(f"Temporal refused the request: {err.message}")
+    except EncryptionKeyError as err:
+        return _fail(str(err))
+    except KeyError as err:  # an encrypted payload read without a key (schedules, ...)
+        missing = missing_key_error(err)
+        if missing is None:
+            raise
+        return _fail(str(missing))
     except (KeyboardInterrupt, asyncio.CancelledError):
         return _fail("interrupted", INTERRUPTED_EXIT)
     except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say

@@ -13,12 +13,17 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from .._app import App
+from .._codec_server import CodecServer, serve_codec
 from .._devserver import DevServer, DevServerError, connect_when_ready, port_open, start_dev_server
+from .._encryption import KEYS_ENV, EncryptionCodec, codec_for
+from .._metrics import metrics_runtime
 from .._setup import SetupError, setup_namespace
 from ._connect import CliError, connect, connect_config, connection_reason, load_app, load_crons
 from ._crons import require_crons, sync_crons
@@ -57,10 +62,11 @@ async def worker(args: argparse.Namespace) -> int:
     app = load_app(args)
     crons = require_crons(load_crons(args.crons), args.crons)
     stopper = Stopper()
-    client = await connect(connect_config(args), app)  # an unknown namespace fails here, in one line
+    config = {**connect_config(args), **_runtime_option(args)}
+    client = await connect(config, app)  # an unknown namespace fails here, in one line
     if crons is not None:
         print(await sync_crons(crons, client, app), flush=True)
-    await serve(client, app, stopper, args.graceful_timeout, "")
+    await serve(client, app, stopper, args.graceful_timeout, _metrics_banner(args))
     return 0
 
 
@@ -77,13 +83,17 @@ async def dev(args: argparse.Namespace) -> int:
     address = f"{DEV_HOST}:{args.port}"
     ui_port = args.ui_port or args.port + 1000
     server: DevServer | None = None
+    codec = _codec_server_for_ui(args.codec_port or ui_port + 1, ui_port)
     try:
         if port_open(DEV_HOST, args.port):
             print(f"reusing the Temporal server already listening on {address}", flush=True)
+            if codec is not None:
+                print(f"note: its UI decodes only if it was started with --ui-codec-endpoint {codec.url}", flush=True)
         else:
-            server = await _start_server(args.port, ui_port)
+            extra = ("--ui-codec-endpoint", codec.url) if codec is not None else ()
+            server = await _start_server(args.port, ui_port, extra)
             print(f"started the Temporal dev server on {address} (data and log in {DEV_DIR}/)", flush=True)
-        client = await _connect_when_ready(address, app)
+        client = await _connect_when_ready(address, app, **_runtime_option(args))
         try:
             await setup_namespace(client)
         except SetupError as err:
@@ -91,12 +101,61 @@ async def dev(args: argparse.Namespace) -> int:
         if crons is not None:
             print(await sync_crons(crons, client, app), flush=True)
         ui = f"http://{DEV_HOST}:{ui_port}" if port_open(DEV_HOST, ui_port) else f"none (nothing on port {ui_port})"
-        await serve(client, app, stopper, args.graceful_timeout, f"Temporal UI: {ui}\n")
+        await serve(client, app, stopper, args.graceful_timeout, f"Temporal UI: {ui}\n{_metrics_banner(args)}")
     finally:
         if server is not None:
             server.stop()
             print("stopped the Temporal dev server", file=sys.stderr, flush=True)
+        if codec is not None:
+            codec.close()
     return 0
+
+
+async def codec_server(args: argparse.Namespace) -> int:
+    """``codec-server``: Temporal's remote codec endpoint for the keys of KITCN_ENCRYPTION_KEYS."""
+    codec = _codec_from_env()
+    if codec is None:
+        raise CliError(f"no encryption keys: set {KEYS_ENV} (comma-separated base64 keys, newest first)")
+    stopper = Stopper()
+    origins = args.ui_origin or ["http://localhost:8233", "http://127.0.0.1:8233"]
+    server = _serve_codec(codec, args.host, args.port, origins)
+    stopper.serving = True
+    print(
+        f"codec server on {server.url} for keys {', '.join(codec.key_ids)}, allowing {', '.join(origins)}; "
+        f"point the UI at it (temporal server start-dev --ui-codec-endpoint {server.url}, or the UI's "
+        "Codec Server settings); Ctrl-C stops it",
+        flush=True,
+    )
+    try:
+        await stopper.requested.wait()
+    finally:
+        server.close()
+    return 0
+
+
+def _codec_from_env() -> EncryptionCodec | None:
+    try:
+        return codec_for(None)
+    except (ValueError, ImportError) as err:
+        raise CliError(str(err)) from None
+
+
+def _serve_codec(codec: EncryptionCodec, host: str, port: int, origins: list[str]) -> CodecServer:
+    try:
+        return serve_codec(codec, host=host, port=port, origins=origins)
+    except OSError as err:
+        raise CliError(f"cannot serve the codec endpoint on {host}:{port}: {err.strerror}") from None
+
+
+def _codec_server_for_ui(port: int, ui_port: int) -> CodecServer | None:
+    """With encryption keys configured, the codec endpoint ``dev``'s UI decodes with."""
+    codec = _codec_from_env()
+    if codec is None:
+        return None
+    origins = [f"http://{DEV_HOST}:{ui_port}", f"http://localhost:{ui_port}"]
+    server = _serve_codec(codec, DEV_HOST, port, origins)
+    print(f"codec server on {server.url} (the UI decodes encrypted payloads with it)", flush=True)
+    return server
 
 
 async def serve(client: Client, app: App, stopper: Stopper, graceful_s: float, banner: str) -> None:
@@ -138,7 +197,7 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def _start_server(port: int, ui_port: int) -> DevServer:
+async def _start_server(port: int, ui_port: int, extra_args: tuple[str, ...]) -> DevServer:
     loop = asyncio.get_running_loop()
     starting = loop.run_in_executor(
         None,
@@ -148,6 +207,7 @@ async def _start_server(port: int, ui_port: int) -> DevServer:
             ui=True,
             ui_port=ui_port,
             log_path=DEV_DIR / "temporal.log",
+            extra_args=extra_args,
         ),
     )
     try:
@@ -161,8 +221,24 @@ async def _start_server(port: int, ui_port: int) -> DevServer:
         raise CliError(str(err)) from None
 
 
-async def _connect_when_ready(address: str, app: App) -> Client:
+def _runtime_option(args: argparse.Namespace) -> dict[str, Runtime]:
+    """``{"runtime": ...}`` serving Prometheus metrics when ``--metrics-port`` is given."""
+    if args.metrics_port is None:
+        return {}
     try:
-        return await connect_when_ready(address, app, timeout=DEV_CONNECT_TIMEOUT)
+        return {"runtime": metrics_runtime(args.metrics_port, args.metrics_host)}
+    except Exception as err:  # the SDK's core cannot bind the address
+        raise CliError(f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {err}") from None
+
+
+def _metrics_banner(args: argparse.Namespace) -> str:
+    if args.metrics_port is None:
+        return ""
+    return f"metrics: http://{args.metrics_host}:{args.metrics_port}/metrics\n"
+
+
+async def _connect_when_ready(address: str, app: App, **options: Any) -> Client:
+    try:
+        return await connect_when_ready(address, app, timeout=DEV_CONNECT_TIMEOUT, **options)
     except RuntimeError as err:
         raise CliError(f"cannot reach Temporal at {address}: {connection_reason(err)}") from None

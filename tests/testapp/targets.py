@@ -135,3 +135,20 @@ async def slowly_retried_action(ctx, input: TokenIn) -> None:
     """Fails every attempt; attempts 3 s apart."""
     RUNS[input.token].append(ctx.job.attempt)
     raise RuntimeError("try again later")
+
+
+@private_action.input(TokenIn).action
+async def refuse_quoting(ctx, input: TokenIn) -> None:
+    """Fails with a message that quotes its argument."""
+    raise CRPCError("BAD_REQUEST", f"cannot take {input.token}", {"given": input.token})
+
+
+@private_mutation.input(TokenIn).mutation
+async def bulk_target(ctx, input: TokenIn) -> None:
+    """Scheduled only by the bulk-work tests, which cancel every pending job of it."""
+    RUNS[input.token].append("bulk")
+
+
+@private_mutation.input(TokenIn).mutation
+async def cancel_all_in_mutation(ctx, input: TokenIn) -> int:
+    return await ctx.system.cancel_all(name="targets.bulk_target")
