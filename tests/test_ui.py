@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from conftest import make_app
 from helpers import token, wait_state
-from kitcn_temporal import KitcnClient, KitcnPlugin
+from kitcn_temporal import KitcnClient
 from kitcn_temporal._codec_server import CodecServer, serve_codec
 from kitcn_temporal._devserver import DevServer, connect_when_ready, free_port, start_dev_server
 from kitcn_temporal._encryption import EncryptionCodec
@@ -95,8 +95,8 @@ async def test_the_ui_lists_jobs_by_function_and_shows_encrypted_arguments_decod
 ) -> None:
     server, _ = ui
     app = make_app()
-    await connect_when_ready(server.address, app)  # a fresh server listens a moment before it serves
-    client = await Client.connect(server.address, plugins=[KitcnPlugin(app, encryption_keys=[KEY])])
+    # A fresh server listens a moment before it serves: connect once it answers.
+    client = await connect_when_ready(server.address, app, encryption_keys=[KEY])
     secret = f"ada-{token()}@example.com"
     kitcn = KitcnClient(client, app)
     async with Worker(client, task_queue=app.task_queue):
