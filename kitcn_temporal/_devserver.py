@@ -14,11 +14,12 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 
 from ._app import App
 from ._plugin import KitcnPlugin
@@ -152,8 +153,15 @@ def start_dev_server(
     return server
 
 
-async def connect_when_ready(address: str, app: App, *, timeout: float = 30.0) -> Client:
-    """Connect to a freshly started server, with the app's plugin, namespace ``default``.
+async def connect_when_ready(
+    address: str,
+    app: App,
+    *,
+    namespace: str = "default",
+    interceptors: Sequence[Interceptor] = (),
+    timeout: float = 30.0,
+) -> Client:
+    """Connect to a freshly started server, with the app's plugin (and ``interceptors``).
 
     A dev server accepts connections a moment before it serves them: retry until it
     answers, and raise the last connection error after ``timeout`` seconds.
@@ -162,7 +170,9 @@ async def connect_when_ready(address: str, app: App, *, timeout: float = 30.0) -
     deadline = loop.time() + timeout
     while True:
         try:
-            return await Client.connect(address, namespace="default", plugins=[KitcnPlugin(app)])
+            return await Client.connect(
+                address, namespace=namespace, plugins=[KitcnPlugin(app)], interceptors=interceptors
+            )
         except RuntimeError:
             if loop.time() > deadline:
                 raise
