@@ -59,9 +59,10 @@ def kitcn_server() -> Iterator[TestServer | str]:
 @pytest.fixture
 def kitcn_app() -> App:
     """The app under test: define this fixture (``return App.discover("myapp")``)."""
-    raise pytest.UsageError(
-        "the kitcn_env fixture needs your app: define a fixture named kitcn_app that returns it, "
-        'e.g. @pytest.fixture\ndef kitcn_app(): return App.discover("myapp")'
+    pytest.fail(
+        "the kitcn_env fixture needs your app: define a fixture named kitcn_app that returns it "
+        '(@pytest.fixture def kitcn_app(): return App.discover("myapp"))',
+        pytrace=False,
     )
 
 
@@ -78,7 +79,7 @@ def kitcn_database() -> str | None:
 
 
 async def _kitcn_env(
-    kitcn_server: TestServer | str, kitcn_app: App, kitcn_crons: Any, kitcn_database: str | None
+    kitcn_app: App, kitcn_crons: Any, kitcn_database: str | None, kitcn_server: TestServer | str
 ) -> AsyncIterator[TestEnv]:
     from ._env import TestEnv
 
@@ -96,7 +97,9 @@ def _env_fixture(loop_scope: str) -> Any:
 def _missing_asyncio_fixture() -> Any:
     @pytest.fixture(name="kitcn_env")
     def kitcn_env() -> None:
-        raise pytest.UsageError("the kitcn_env fixture is async: install pytest-asyncio (pip install pytest-asyncio)")
+        pytest.fail(
+            "the kitcn_env fixture is async: install pytest-asyncio (pip install pytest-asyncio)", pytrace=False
+        )
 
     return kitcn_env
 
