@@ -16,6 +16,7 @@ import pytest
 from conftest import HEARTBEAT
 from helpers import token, wait_state
 from kitcn_temporal import App, CronJobs, cron_jobs
+from kitcn_temporal._devserver import start_dev_server
 from kitcn_temporal.testing import TestEnv, TestEnvError
 from kitcn_temporal.testing._crons import PAUSED_NOTE
 from testapp import cronjobs, targets
@@ -101,9 +102,13 @@ async def test_retries_an_hour_apart_run_within_the_span(kitcn_env: TestEnv) -> 
     assert RUNS[tok] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("span", [timedelta(0), timedelta(seconds=-5), 3600], ids=["zero", "negative", "a number"])
-async def test_advance_refuses_a_span_that_is_not_positive(kitcn_env: TestEnv, span: object) -> None:
-    with pytest.raises(TestEnvError, match=r"advance\(\) takes a positive timedelta, not .*only moves forward"):
+@pytest.mark.parametrize(
+    "span",
+    [timedelta(0), timedelta(seconds=-5), timedelta(microseconds=999), 3600],
+    ids=["zero", "negative", "under a millisecond", "a number"],
+)
+async def test_advance_refuses_a_span_under_a_millisecond(kitcn_env: TestEnv, span: object) -> None:
+    with pytest.raises(TestEnvError, match=r"^advance\(\) takes a timedelta of at least 1 ms, not .*in milliseconds$"):
         await kitcn_env.advance(span)  # type: ignore[arg-type]
 
 
@@ -168,6 +173,18 @@ async def test_a_database_given_is_the_one_used(kitcn_server: str, tmp_path: Pat
     url = f"sqlite+aiosqlite:///{tmp_path / 'given.db'}"
     async with TestEnv.start(App.discover("testapp_sql"), database=url, server=kitcn_server) as env:
         assert env.app.database == url
+
+
+async def test_a_server_that_does_not_skip_time_is_named_with_the_flags_it_needs() -> None:
+    plain = start_dev_server()
+    try:
+        with pytest.raises(TestEnvError) as caught:
+            async with TestEnv.start(App.discover("testapp"), server=plain.address):
+                pass
+    finally:
+        plain.stop()
+    assert str(caught.value).startswith(f"the Temporal server at {plain.address} does not skip time (")
+    assert "start it with kitcn_temporal.testing.TIME_SKIPPING_ARGS (--dynamic-config-value" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,16 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHand
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
+from ._errors import TestEnvError
+from ._server import TIME_SKIPPING_ARGS
+
 #: The env's clock: a workflow type no worker knows, on a task queue no worker polls.
 CLOCK_WORKFLOW = "kitcn.testing.Clock"
 CLOCK_ID = "kitcn-testing-clock"
 CLOCK_QUEUE = "kitcn-testing-clock"
+#: The server reads a fast-forward in whole milliseconds: a shorter one is 0, which it reads as
+#: "skip to the next timer", however far.
+MIN_SPAN = timedelta(milliseconds=1)
 #: Its start is delayed beyond any span a test advances, so it never has work in flight
 #: (which would hold its clock still).
 CLOCK_DELAY = timedelta(days=36500)
@@ -51,17 +57,31 @@ class Clock:
         )
         return cls(client, handle)
 
+    async def check(self, address: str) -> None:
+        """Make sure the server skips time (a millisecond's fast-forward of the env's clock)."""
+        try:
+            await self.advance(MIN_SPAN)
+        except RPCError as err:
+            if err.status != RPCStatusCode.UNIMPLEMENTED:
+                raise
+            raise TestEnvError(
+                f"the Temporal server at {address} does not skip time ({err.message}): start it with "
+                f"kitcn_temporal.testing.TIME_SKIPPING_ARGS ({' '.join(TIME_SKIPPING_ARGS)})"
+            ) from None
+
     async def offset(self) -> timedelta:
         """How far the env's virtual time is ahead of the wall clock."""
         return own_now(await self.handle.describe()) - datetime.now(timezone.utc)
 
     async def advance(self, span: timedelta) -> None:
-        """Move the env's clock ``span`` ahead."""
+        """Move the env's clock ``span`` (at least :data:`MIN_SPAN`) ahead."""
+        assert span >= MIN_SPAN
         await self._skipper.fast_forward(self.handle, span)
 
     async def fast_forward(self, workflow_id: str, span: timedelta) -> None:
         """Move one workflow's clock ``span`` ahead; returns once it got there or the workflow
         closed (whatever was due on the way has run). A workflow that closed meanwhile is left."""
+        assert span >= MIN_SPAN
         try:
             await self._skipper.fast_forward(self.client.get_workflow_handle(workflow_id), span)
         except RPCError as err:

@@ -27,7 +27,7 @@ from .._devserver import connect_when_ready
 from .._setup import setup_namespace
 from .._wire import SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
 from . import _crons
-from ._clock import Clock, own_now
+from ._clock import MIN_SPAN, Clock, own_now
 from ._errors import TestEnvError
 from ._server import TestServer, new_namespace, register_namespace
 from ._tracker import JobTracker
@@ -159,12 +159,12 @@ class TestEnv:
             env_app = _app_for_test(app, database, directory)
             tracker = JobTracker()
             namespace = new_namespace()
-            client = await connect_when_ready(
-                _address(own or server), env_app, namespace=namespace, interceptors=[tracker]
-            )
+            address = _address(own or server)
+            client = await connect_when_ready(address, env_app, namespace=namespace, interceptors=[tracker])
             await register_namespace(client, namespace)
             await setup_namespace(client)
             clock = await Clock.start(client)
+            await clock.check(address)
             if crons is not None:
                 await crons.sync(client, env_app)
                 await _crons.pause(client, crons)
@@ -223,8 +223,11 @@ class TestEnv:
             starts backfilled runs about 10 a second).
         """
         self._check_open()
-        if not isinstance(span, timedelta) or span <= timedelta(0):
-            raise TestEnvError(f"advance() takes a positive timedelta, not {span!r}: virtual time only moves forward")
+        if not isinstance(span, timedelta) or span < MIN_SPAN:
+            raise TestEnvError(
+                f"advance() takes a timedelta of at least 1 ms, not {span!r}: virtual time only moves "
+                "forward, in milliseconds"
+            )
         target = self.now() + span
         await self._clock.advance(span)
         self._tracker.offset = await self._clock.offset()
