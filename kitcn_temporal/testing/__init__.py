@@ -8,8 +8,8 @@ runs due in those 30 days, in about a second of wall time::
     from kitcn_temporal.testing import TestEnv
 
     async with TestEnv.start(app, crons=crons) as env:
-        caller = create_caller(env.kitcn, subscriptions)
-        sub_id = await caller.with_auth(...).create_subscription(plan_id="pro")
+        caller = create_caller(env.kitcn.with_auth({"user_id": "ada"}), subscriptions)
+        sub_id = await caller.create_subscription(plan_id="pro")
         await env.advance(timedelta(days=30))
         assert (await caller.get_subscription(subscription_id=sub_id)).status == "expired"
 

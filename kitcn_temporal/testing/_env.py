@@ -92,7 +92,8 @@ class TestEnv:
     virtual time that only the test moves::
 
         async with TestEnv.start(app, crons=crons) as env:
-            sub = await create_caller(env.kitcn, subscriptions).create_subscription(plan_id="pro")
+            user = env.kitcn.with_auth({"user_id": "ada"})
+            sub = await create_caller(user, subscriptions).create_subscription(plan_id="pro")
             await env.advance(timedelta(days=30))    # the expiry job runs, in about a second
             await env.trigger_cron("daily report")    # a cron run now, a job like any
             await env.wait_idle()

@@ -14,11 +14,9 @@ namespace and a database of its own; the server subprocess lives for the session
 
 The Temporal SDK can abort the interpreter as it exits (sdk-python#300: ``Fatal Python
 error: PyGILState_Release``), turning a green run red about once in three. When the run
-loaded Temporal's native runtime, this plugin ends the process with pytest's exit status
-once everything else has finished (``KITCN_TEST_NO_HARD_EXIT=1`` turns that off).
-
-This module imports nothing of Temporal until a fixture is used, as pytest loads it in
-every run of an environment where kitcn-temporal is installed.
+started Temporal's runtime (any client or worker did), this plugin ends the process with
+pytest's exit status once everything else has finished (``KITCN_TEST_NO_HARD_EXIT=1`` turns
+that off); a run that never used Temporal exits as usual.
 
 Layer: testing.
 """
@@ -38,8 +36,6 @@ if TYPE_CHECKING:
     from ._env import TestEnv
     from ._server import TestServer
 
-#: The module Temporal's native runtime lives in: once it is loaded, the exit can abort.
-_NATIVE_RUNTIME = "temporalio.bridge.temporal_sdk_bridge"
 _NO_HARD_EXIT = "KITCN_TEST_NO_HARD_EXIT"
 
 #: The outermost pytest run of this process (a run inside it, e.g. pytester's, is left alone).
@@ -133,8 +129,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if config is not _outermost:
         return
     _outermost = None
-    if _session is None or os.environ.get(_NO_HARD_EXIT) or _NATIVE_RUNTIME not in sys.modules:
+    if _session is None or os.environ.get(_NO_HARD_EXIT) or not _temporal_runtime_started():
         return
     from .._script import exit_now
 
     exit_now(int(_session.exitstatus))
+
+
+def _temporal_runtime_started() -> bool:
+    """Whether this process started Temporal's default runtime (whose threads can abort the exit)."""
+    runtime = sys.modules.get("temporalio.runtime")
+    if runtime is None:
+        return False
+    ref = getattr(runtime, "_runtime_ref", None)
+    return ref is None or getattr(ref, "_default_runtime", True) is not None  # an unknown SDK layout: assume so
