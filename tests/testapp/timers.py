@@ -1,0 +1,44 @@
+"""Procedures that take (virtual) time: chains of delayed jobs, retries an hour apart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio.common import RetryPolicy
+
+from kitcn_temporal import private_action, private_mutation
+
+from .probe import RUNS
+
+
+class ChainIn(BaseModel):
+    token: str
+    every_ms: int
+    remaining: int
+
+
+class TokenIn(BaseModel):
+    token: str
+
+
+@private_mutation.input(ChainIn).mutation
+async def chain(ctx, input: ChainIn) -> int:
+    """Records its run, then schedules the next link ``every_ms`` later while links remain."""
+    RUNS[input.token].append(input.remaining)
+    if input.remaining > 0:
+        args = {"token": input.token, "every_ms": input.every_ms, "remaining": input.remaining - 1}
+        await ctx.scheduler.run_after(input.every_ms, "timers.chain", args)
+    return len(RUNS[input.token])
+
+
+_HOURLY = RetryPolicy(initial_interval=timedelta(hours=1), backoff_coefficient=1.0, maximum_attempts=3)
+
+
+@private_action.input(TokenIn).retry(_HOURLY).action
+async def hourly_retried(ctx, input: TokenIn) -> int:
+    """Fails twice; Temporal retries it an hour apart."""
+    RUNS[input.token].append(ctx.job.attempt)
+    if ctx.job.attempt < 3:
+        raise RuntimeError(f"not yet (attempt {ctx.job.attempt})")
+    return ctx.job.attempt
