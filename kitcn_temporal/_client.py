@@ -126,7 +126,8 @@ class KitcnClient:
             output = await self.client.execute_workflow(
                 CALL_WORKFLOW,
                 spec,
-                id=f"{CALL_ID_PREFIX}{uuid.uuid4()}",
+                # The procedure first, as in a job's id: the UI's workflow list shows what ran.
+                id=f"{name}:{CALL_ID_PREFIX}{uuid.uuid4()}",
                 task_queue=self.task_queue,
                 static_summary=f"call {name}",
                 # Lets a worker sharing this client take the call without a round trip.
