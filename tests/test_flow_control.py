@@ -6,8 +6,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from conftest import connect
 from helpers import token, wait_state
 from kitcn_temporal import App, CRPCError, KitcnClient, create_caller, private_action, private_mutation
+from kitcn_temporal._devserver import DevServer
 from testapp import flow, targets
 from testapp.probe import RUNS, wait_for
 
@@ -125,6 +127,24 @@ async def test_ten_jobs_limited_to_two_a_second_spread_over_seconds(kitcn: Kitcn
     starts = sorted(RUNS[tok])
     # The server lets a small burst through, then 2 a second: 10 starts take 3.5 s or more.
     assert starts[-1] - starts[0] >= 3.0
+
+
+async def test_the_rate_limit_holds_across_workers(kitcn: KitcnClient, app: App, temporal_server: DevServer) -> None:
+    # A second worker of the app, under another identity: each serves the procedure's queue.
+    second = await connect(temporal_server.address, app, identity="second-worker")
+    async with Worker(second, task_queue=app.task_queue):
+        tok = token()
+        jobs = [await create_caller(kitcn, flow).schedule.now.limited(token=tok) for _ in range(10)]
+        for job_id in jobs:
+            assert (await wait_state(kitcn, job_id, timeout=60)).state.kind == "success"
+    starts = sorted(RUNS[tok])
+    assert starts[-1] - starts[0] >= 3.0  # as with one worker: the server holds the rate
+    runners = set()
+    for job_id in jobs:
+        async for event in kitcn.client.get_workflow_handle(job_id).fetch_history_events():
+            if event.HasField("activity_task_started_event_attributes"):
+                runners.add(event.activity_task_started_event_attributes.identity)
+    assert runners == {kitcn.client.identity, "second-worker"}  # both workers ran some
 
 
 async def test_six_jobs_at_concurrency_two_never_run_more_than_two_at_once(kitcn: KitcnClient) -> None:
