@@ -209,7 +209,10 @@ class SystemTable:
         page_size: int = 100,
         cursor: str | None = None,
     ) -> PaginationResult:
-        """One page of jobs (in :meth:`list`'s order) and the cursor of the next one.
+        """One page of jobs, most recently created first, and the cursor of the next one.
+
+        Pages follow the visibility store's order (running jobs first, then finished ones, most
+        recently finished first); each page is sorted by creation time, as :meth:`list` is.
 
         :param page_size: at most this many rows (1 to 1000).
         :param cursor: ``continue_cursor`` of the previous page, with the same ``state`` and
@@ -222,6 +225,7 @@ class SystemTable:
         await pages.fetch_next_page()
         jobs = Jobs(self._client)
         rows = [await to_scheduled_function(e, jobs) for e in pages.current_page or ()]
+        rows.sort(key=lambda row: row.creation_time or 0, reverse=True)
         following = pages.next_page_token
         return PaginationResult(
             page=rows,

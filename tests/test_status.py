@@ -266,6 +266,24 @@ async def test_paginate_walks_every_row_once(kitcn: KitcnClient) -> None:
         await kitcn.scheduler.cancel(job_id)
 
 
+async def test_a_page_lists_the_most_recently_created_first(kitcn: KitcnClient) -> None:
+    tok = token()
+    later = create_caller(kitcn, table).schedule
+    created = [await later.after(600_000).row(token=tok, index=i) for i in range(3)]
+    for job_id in reversed(created):  # the store orders finished jobs by close time: oldest first here
+        await kitcn.scheduler.cancel(job_id)
+
+    async def page() -> list[str]:
+        result = await kitcn.system.paginate(name="table.row", state="canceled", page_size=1000)
+        return [r.id for r in result.page if r.args.get("token") == tok]
+
+    async def all_three() -> bool:
+        return len(await page()) == 3
+
+    await wait_for(all_three)
+    assert await page() == list(reversed(created))
+
+
 async def _listed_count(kitcn: KitcnClient, tok: str, count: int) -> bool:
     rows = await kitcn.system.list(name="table.row", state="pending", limit=1000)
     return len([r for r in rows if r.args.get("token") == tok]) == count
