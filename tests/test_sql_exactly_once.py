@@ -76,15 +76,7 @@ async def test_a_worker_killed_between_commit_and_report_runs_the_mutation_once(
         assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
         assert len(await backend.rows(Note, tok)) == 1  # committed before the worker died
         assert await status_of(backend.client, job_id) == WorkflowExecutionStatus.RUNNING
-        # A restarted worker on the same queue takes the job over.
-        async with Worker(backend.client, task_queue=doomed.task_queue):
-            job = await wait_state(doomed, job_id, timeout=60)
-            output = await backend.client.get_workflow_handle(job_id).result()
-            mark = await wait_state(doomed, output["mark_job"])
-    assert job.state.kind == "success"
-    assert mark.state.kind == "success"
-    assert len(await backend.rows(Note, tok)) == 1
-    assert [m.job_id for m in await backend.rows(Mark, tok)] == [output["mark_job"]]
+        await restarted_worker_runs_it_once(backend, doomed, job_id, tok)
 
 
 async def test_a_canceled_mutation_job_whose_attempt_committed_before_its_worker_died_ends_success(
@@ -96,10 +88,16 @@ async def test_a_canceled_mutation_job_whose_attempt_committed_before_its_worker
         job_id = await create_caller(doomed, notes).schedule.now.add_note(token=tok)
         assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL
         await doomed.scheduler.cancel(job_id)  # before any worker knows the attempt committed
-        async with Worker(backend.client, task_queue=doomed.task_queue):
-            job = await wait_state(doomed, job_id, timeout=60)
-            output = await backend.client.get_workflow_handle(job_id).result()
-            mark = await wait_state(doomed, output["mark_job"])
+        await restarted_worker_runs_it_once(backend, doomed, job_id, tok)
+
+
+async def restarted_worker_runs_it_once(backend: Backend, doomed: KitcnClient, job_id: str, tok: str) -> None:
+    """A restarted worker on the doomed queue takes the ``add_note`` job over: it ends
+    ``success`` without running the handler again (one note) and its mark job starts once."""
+    async with Worker(backend.client, task_queue=doomed.task_queue):
+        job = await wait_state(doomed, job_id, timeout=60)
+        output = await backend.client.get_workflow_handle(job_id).result()
+        mark = await wait_state(doomed, output["mark_job"])
     assert job.state.kind == "success"
     assert mark.state.kind == "success"
     assert len(await backend.rows(Note, tok)) == 1
@@ -127,28 +125,23 @@ async def test_a_runtime_cron_registered_by_a_mutation_whose_worker_dies_after_t
     backend: Backend, temporal_server: DevServer
 ) -> None:
     """docs/semantics.md §12: a mutation's cron changes are recorded with it and applied after its retry."""
-    queue, tok = f"kitcn-sql-doomed-{token()[:8]}", token()
+    tok = token()
     name = f"note cron {tok[:8]}"
-    proc = worker_process(
-        temporal_server.address, "testapp_sql", queue, "--database", backend.url, "--kill-after-token", tok
-    )
     try:
-        doomed = KitcnClient(backend.client, backend.app, task_queue=queue)
-        job_id = await create_caller(doomed, notes).schedule.now.add_note_with_cron(token=tok, cron=name)
-        assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL  # committed, the cron not yet created
-        assert await describe_schedule(backend.client, f"kitcn-cron:{name}") is None
-        async with Worker(backend.client, task_queue=queue):
-            job = await wait_state(doomed, job_id, timeout=60)
-        desc = await describe_schedule(backend.client, f"kitcn-cron:{name}")
+        async with doomed_worker(backend, temporal_server, tok) as (doomed, proc):
+            job_id = await create_caller(doomed, notes).schedule.now.add_note_with_cron(token=tok, cron=name)
+            assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL  # committed, the cron not yet created
+            assert await describe_schedule(backend.client, f"kitcn-cron:{name}") is None
+            async with Worker(backend.client, task_queue=doomed.task_queue):
+                job = await wait_state(doomed, job_id, timeout=60)
+            desc = await describe_schedule(backend.client, f"kitcn-cron:{name}")
     finally:
-        proc.kill()
-        proc.wait()
         with contextlib.suppress(RPCError):
             await backend.client.get_schedule_handle(f"kitcn-cron:{name}").delete()
     assert job.state.kind == "success"
     assert len(await backend.rows(Note, tok)) == 1  # the handler ran once: the retry found its record
-    assert desc is not None and desc.schedule.action.task_queue == queue  # type: ignore[attr-defined]
-    assert (await desc.memo())["kitcnCron"] == {"app": queue, "origin": "runtime"}
+    assert desc is not None and desc.schedule.action.task_queue == doomed.task_queue  # type: ignore[attr-defined]
+    assert (await desc.memo())["kitcnCron"] == {"app": doomed.task_queue, "origin": "runtime"}
 
 
 async def test_a_mutation_that_raises_commits_nothing_and_schedules_nothing(backend: Backend) -> None:
