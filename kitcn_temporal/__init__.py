@@ -35,7 +35,7 @@ from ._runtime_crons import CronInfo, Crons
 from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, Scheduler
 from ._script import run
 from ._setup import SetupError, SetupReport, setup_namespace
-from ._status import JobState, PaginationResult, ScheduledFunction, SystemTable
+from ._status import Completion, JobState, PaginationResult, ScheduledFunction, SystemTable
 from ._wire import JOB_WORKFLOW, STATE_KINDS
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "BaseCtx",
     "CRPCError",
     "Caller",
+    "Completion",
     "CronConflictError",
     "CronInfo",
     "CronJob",

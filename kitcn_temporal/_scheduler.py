@@ -16,7 +16,7 @@ from ._errors import CRPCError
 from ._names import check_job_id, check_key
 from ._procedures import Procedure, check_priority
 from ._unit import Unit
-from ._wire import NewJob, keyed_job_id, ms_to_datetime, now_ms, timedelta_to_ms
+from ._wire import NewJob, completion, keyed_job_id, ms_to_datetime, now_ms, timedelta_to_ms
 
 if TYPE_CHECKING:
     from ._app import App
@@ -169,9 +169,8 @@ class Scheduler:
                 "BAD_REQUEST",
                 f"on_complete of {name} must be a mutation (run exactly once), not the {callback.kind} {label}",
             )
-        sample = {"job_id": "job", "name": name, "state": {"kind": "success", "error": None}, "result": None}
         try:
-            validate_input(callback, label, sample)
+            validate_input(callback, label, completion("job", name, "success", None, None))
         except CRPCError as err:
             raise CRPCError(
                 "BAD_REQUEST",

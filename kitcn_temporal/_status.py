@@ -84,6 +84,20 @@ class JobState(BaseModel):
     error: str | None = None
 
 
+class Completion(BaseModel):
+    """What an ``on_complete`` mutation receives once its job has ended, whatever its state:
+    declare the callback's input with it (``private_mutation.input(Completion)``)."""
+
+    #: The job that ended.
+    job_id: str
+    #: Its procedure, e.g. ``"orders.charge"``.
+    name: str
+    #: How it ended: ``success``, ``failed`` (with ``error``) or ``canceled``.
+    state: JobState
+    #: The procedure's return value (``success`` only).
+    result: Any = None
+
+
 class ScheduledFunction(BaseModel):
     """One row of the ``_scheduled_functions`` table.
 

@@ -232,6 +232,12 @@ class NewJob:
         return f"{self.name} at {when} UTC" + (" (canceled)" if self.canceled else "")
 
 
+def completion(job_id: str, name: str, kind: StateKind, error: str | None, result: Any) -> dict[str, Any]:
+    """What a job's ``on_complete`` mutation receives once the job has ended (its input model:
+    :class:`kitcn_temporal.Completion`)."""
+    return {"job_id": job_id, "name": name, "state": {"kind": kind, "error": error}, "result": result}
+
+
 def procedure_queue(task_queue: str, name: str) -> str:
     """The task queue of its own that a rate- or concurrency-limited procedure runs on."""
     return f"{task_queue}@{name}"

@@ -32,6 +32,7 @@ from ._wire import (
     ExecInput,
     JobSpec,
     StateKind,
+    completion,
     datetime_to_ms,
 )
 
@@ -125,8 +126,9 @@ async def _complete(spec: JobSpec, state: StateKind, *, error: str | None = None
     if spec.on_complete is None or spec.on_complete_options is None:
         return
     job_id = workflow.info().workflow_id
-    completion = {"job_id": job_id, "name": spec.name, "state": {"kind": state, "error": error}, "result": result}
-    inp = ExecInput(args=completion, exec_id=f"{job_id}/on_complete", kind="mutation")
+    inp = ExecInput(
+        args=completion(job_id, spec.name, state, error, result), exec_id=f"{job_id}/on_complete", kind="mutation"
+    )
     try:
         await start_procedure(spec.on_complete, spec.on_complete_options, inp)
     except FailureError as err:

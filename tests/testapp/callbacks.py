@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from pydantic import BaseModel
 
-from kitcn_temporal import private_action, private_mutation
+from kitcn_temporal import Completion, private_action, private_mutation
 
 from .probe import RUNS
-
-
-class State(BaseModel):
-    kind: Literal["success", "failed", "canceled"]
-    error: str | None = None
-
-
-class Completion(BaseModel):
-    job_id: str
-    name: str
-    state: State
-    result: Any = None
 
 
 @private_mutation.input(Completion).mutation

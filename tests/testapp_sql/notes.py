@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from kitcn_temporal import CRPCError, create_caller, private_action, private_mutation, private_query
+from kitcn_temporal import Completion, CRPCError, create_caller, private_action, private_mutation, private_query
 from testapp.probe import RUNS, wait_for
 
 from .models import Counter, Mark, Note
@@ -37,13 +36,6 @@ async def add_note(ctx, input: TokenIn) -> NoteOut:
     await ctx.db.flush()
     mark_job = await create_caller(ctx, sys.modules[__name__]).schedule.now.mark(token=input.token)
     return NoteOut(token=input.token, note_id=note.id, mark_job=mark_job)
-
-
-class Completion(BaseModel):
-    job_id: str
-    name: str
-    state: dict[str, Any]
-    result: Any = None
 
 
 @private_mutation.input(Completion).mutation

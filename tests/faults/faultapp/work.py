@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from kitcn_temporal import CRPCError, create_caller, private_action, private_mutation
+from kitcn_temporal import Completion, CRPCError, create_caller, private_action, private_mutation
 
 from .models import Effect
 
@@ -108,17 +108,10 @@ async def always_transient(ctx, input: BumpIn) -> None:
     raise ConnectionError("database unreachable, again")
 
 
-class CompletionIn(BaseModel):
-    job_id: str
-    name: str
-    state: dict
-    result: object = None
-
-
-@private_mutation.input(CompletionIn).mutation
-async def completed(ctx, input: CompletionIn) -> None:
+@private_mutation.input(Completion).mutation
+async def completed(ctx, input: Completion) -> None:
     """A completion callback: one effect row per job that ended."""
-    ctx.db.add(Effect(job_id=input.job_id, token=input.state["kind"], kind="completed"))
+    ctx.db.add(Effect(job_id=input.job_id, token=input.state.kind, kind="completed"))
 
 
 @private_mutation.input(BumpIn).concurrency(1).mutation
