@@ -213,7 +213,7 @@ class SystemTable:
         _check_count("limit", limit, MAX_LIST_LIMIT)
         jobs = Jobs(self._client)
         rows = [await to_scheduled_function(e, jobs) async for e in self._client.list_workflows(query, limit=limit)]
-        return sorted(rows, key=lambda row: row.creation_time or 0, reverse=True)
+        return _newest_first(rows)
 
     async def paginate(
         self,
@@ -239,13 +239,17 @@ class SystemTable:
         await pages.fetch_next_page()
         jobs = Jobs(self._client)
         rows = [await to_scheduled_function(e, jobs) for e in pages.current_page or ()]
-        rows.sort(key=lambda row: row.creation_time or 0, reverse=True)
         following = pages.next_page_token
         return PaginationResult(
-            page=rows,
+            page=_newest_first(rows),
             is_done=not following,
             continue_cursor=_encode_cursor(query, following) if following else None,
         )
+
+
+def _newest_first(rows: list[ScheduledFunction]) -> list[ScheduledFunction]:
+    """``rows`` by creation time, most recent first (visibility takes no ``ORDER BY``)."""
+    return sorted(rows, key=lambda row: row.creation_time or 0, reverse=True)
 
 
 def jobs_query(state: str | None, name: str | None) -> str:
