@@ -119,12 +119,17 @@ async def test_a_priority_outside_1_to_5_is_a_bad_request_at_the_call(kitcn: Kit
 # -- rate limits and concurrency ----------------------------------------------------------------
 
 
-async def test_ten_jobs_limited_to_two_a_second_spread_over_seconds(kitcn: KitcnClient) -> None:
+async def ten_limited_jobs(kitcn: KitcnClient) -> tuple[list[str], list[float]]:
+    """Runs 10 jobs of ``flow.limited`` (2 a second) to success: their ids and start times."""
     tok = token()
     jobs = [await create_caller(kitcn, flow).schedule.now.limited(token=tok) for _ in range(10)]
     for job_id in jobs:
         assert (await wait_state(kitcn, job_id, timeout=60)).state.kind == "success"
-    starts = sorted(RUNS[tok])
+    return jobs, sorted(RUNS[tok])
+
+
+async def test_ten_jobs_limited_to_two_a_second_spread_over_seconds(kitcn: KitcnClient) -> None:
+    _, starts = await ten_limited_jobs(kitcn)
     # The server lets a small burst through, then 2 a second: 10 starts take 3.5 s or more.
     assert starts[-1] - starts[0] >= 3.0
 
@@ -133,11 +138,7 @@ async def test_the_rate_limit_holds_across_workers(kitcn: KitcnClient, app: App,
     # A second worker of the app, under another identity: each serves the procedure's queue.
     second = await connect(temporal_server.address, app, identity="second-worker")
     async with Worker(second, task_queue=app.task_queue):
-        tok = token()
-        jobs = [await create_caller(kitcn, flow).schedule.now.limited(token=tok) for _ in range(10)]
-        for job_id in jobs:
-            assert (await wait_state(kitcn, job_id, timeout=60)).state.kind == "success"
-    starts = sorted(RUNS[tok])
+        jobs, starts = await ten_limited_jobs(kitcn)
     assert starts[-1] - starts[0] >= 3.0  # as with one worker: the server holds the rate
     runners = set()
     for job_id in jobs:
