@@ -29,7 +29,8 @@ from temporalio.worker import Worker
 
 from activities import create_app, items, orders, reminders, sessions, subscriptions
 from kitcn_temporal import KitcnClient, ScheduledFunction, create_caller, setup_namespace
-from kitcn_temporal._devserver import DevServer, connect_when_ready, port_open, start_dev_server
+from kitcn_temporal._plugin import connect_when_ready
+from kitcn_temporal.ops._devserver import DevServer, port_open, start_dev_server
 from workflows.crons import crons
 
 #: Where the server's SQLite file and log live (the same place ``kitcn-temporal dev`` uses).

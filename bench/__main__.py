@@ -24,7 +24,8 @@ from temporalio.worker import Worker
 from bench import measure
 from bench.raw import RawJob, raw_noop
 from kitcn_temporal import App, KitcnClient, setup_namespace
-from kitcn_temporal._devserver import connect_when_ready, start_dev_server
+from kitcn_temporal._plugin import connect_when_ready
+from kitcn_temporal.ops._devserver import start_dev_server
 
 
 @dataclass(frozen=True)

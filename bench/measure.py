@@ -20,9 +20,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from bench.app import work
 from bench.raw import RawJob
 from kitcn_temporal import KitcnClient
-from kitcn_temporal._direct import CommitGuard
-from kitcn_temporal._jobs import Jobs
 from kitcn_temporal._wire import CALL_ID_PREFIX, SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
+from kitcn_temporal.execution._direct import CommitGuard
+from kitcn_temporal.jobs._handles import Jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 _CONCURRENCY = 100

@@ -4,21 +4,30 @@ Declare typed queries, mutations and actions; schedule them ``now``, ``after(ms)
 ``at(ts)``; cancel them; read their state from the ``_scheduled_functions`` table;
 declare crons or register them at runtime. Every timer, retry, schedule and job record lives in Temporal.
 
-The public surface is :data:`__all__`; the layers below it are described in
-``docs/architecture.md``.
+The public surface is :data:`__all__`. Beneath it, a folder per concept (``procedures``,
+``jobs``, ``crons``, ``capacity``, ``execution``, ``ops``, ``sql``, ``cli``, ``testing``), in the
+layer order that ``docs/architecture.md`` draws.
 """
 
 from ._app import DEFAULT_TASK_QUEUE, App
-from ._caller import Caller, create_caller
 from ._client import KitcnClient
-from ._context import ActionCtx, BaseCtx, JobInfo, MutationCtx, QueryCtx
-from ._cron_owner import CronConflictError
-from ._cron_sync import CronStatus, SyncReport
-from ._crons import CronJob, CronJobs, cron_jobs
 from ._errors import ERROR_CODES, CRPCError, ErrorCode
-from ._metrics import metrics_runtime
 from ._plugin import KitcnPlugin
-from ._procedures import (
+from ._wire import JOB_WORKFLOW, STATE_KINDS
+from .crons import CronConflictError, CronInfo, CronJob, CronJobs, Crons, CronStatus, SyncReport, cron_jobs
+from .execution import ActionCtx, BaseCtx, Caller, JobInfo, MutationCtx, QueryCtx, create_caller
+from .jobs import (
+    MAX_SCHEDULE_CALLS,
+    MAX_TOTAL_ARGS_BYTES,
+    Completion,
+    JobState,
+    PaginationResult,
+    ScheduledFunction,
+    Scheduler,
+    SystemTable,
+)
+from .ops import SetupError, SetupReport, metrics_runtime, prometheus_config, run, setup_namespace
+from .procedures import (
     CRPC,
     Middleware,
     Procedure,
@@ -31,12 +40,6 @@ from ._procedures import (
     public_mutation,
     public_query,
 )
-from ._runtime_crons import CronInfo, Crons
-from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, Scheduler
-from ._script import run
-from ._setup import SetupError, SetupReport, setup_namespace
-from ._status import Completion, JobState, PaginationResult, ScheduledFunction, SystemTable
-from ._wire import JOB_WORKFLOW, STATE_KINDS
 
 __all__ = [
     "CRPC",
@@ -82,6 +85,7 @@ __all__ = [
     "private_action",
     "private_mutation",
     "private_query",
+    "prometheus_config",
     "public_action",
     "public_mutation",
     "public_query",

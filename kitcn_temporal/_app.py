@@ -13,9 +13,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CRPCError
-from ._names import check_procedure_name
-from ._procedures import Procedure
 from ._wire import ExecOptions, RetrySpec, timedelta_to_ms
+from .procedures._names import check_procedure_name
+from .procedures._procedures import Procedure
 
 if TYPE_CHECKING:
     from .sql import Store

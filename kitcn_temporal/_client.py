@@ -14,16 +14,16 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from ._app import App
-from ._codec import decode_output, encode_job_args
-from ._direct import call_here
 from ._errors import CRPCError
-from ._jobs import Jobs
-from ._procedures import Procedure
-from ._runtime_crons import Crons
-from ._scheduler import Scheduler
-from ._status import SystemTable
-from ._unit import Unit
 from ._wire import CALL_ID_PREFIX, CALL_WORKFLOW, CallSpec
+from .crons._runtime import Crons
+from .execution._direct import call_here
+from .jobs._handles import Jobs
+from .jobs._scheduler import Scheduler
+from .jobs._status import SystemTable
+from .jobs._unit import Unit
+from .procedures._codec import decode_output, encode_job_args
+from .procedures._procedures import Procedure
 
 
 class KitcnClient:

@@ -5,6 +5,7 @@ Layer: client and wiring.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import warnings
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import (
     DataConverter,
@@ -24,14 +25,14 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import Worker, WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from ._activities import procedure_activities
 from ._app import App
-from ._attempts import AnyWorkerInterceptor
-from ._direct import guard_activities
-from ._encryption import codec_for
-from ._flow import FlowControl
-from ._guard import CommitGuardWorkflow
-from ._workflow import CallWorkflow, ScheduledFunctionWorkflow
+from .capacity._side_workers import FlowControl
+from .execution._activities import activity_for, procedure_activities
+from .execution._direct import guard_activities
+from .jobs._attempts import AnyWorkerInterceptor
+from .jobs._guard import CommitGuardWorkflow
+from .jobs._workflow import CallWorkflow, ScheduledFunctionWorkflow
+from .ops._encryption import codec_for
 
 #: Modules the workflow sandbox may share with the worker instead of re-importing per run.
 _PASSTHROUGH = ("kitcn_temporal", "pydantic", "pydantic_core", "annotated_types")
@@ -59,7 +60,7 @@ class KitcnPlugin(SimplePlugin):
         self, app: App, *, tracing: bool = False, encryption_keys: Sequence[bytes | str] | None = None
     ) -> None:
         self.app = app
-        self._flow = FlowControl(app)
+        self._flow = FlowControl(app, activity_for)
         #: The payload codec every client and worker of this plugin uses, if any.
         self.codec = codec_for(encryption_keys)
         interceptors: list[Any] = [AnyWorkerInterceptor()]
@@ -154,3 +155,35 @@ async def connect(app: App, *, profile: str | None = None, **options: Any) -> Cl
 
     config: dict[str, Any] = {**ClientConfig.load_client_connect_config(profile=profile), **options}
     return await Client.connect(**config, plugins=[KitcnPlugin(app)])
+
+
+async def connect_when_ready(
+    address: str,
+    app: App,
+    *,
+    namespace: str = "default",
+    interceptors: Sequence[Interceptor] = (),
+    timeout: float = 30.0,
+    encryption_keys: Sequence[bytes | str] | None = None,
+    **options: Any,
+) -> Client:
+    """Connect to a freshly started server, with the app's plugin (and ``interceptors``).
+
+    :param encryption_keys: the plugin's (default: ``KITCN_ENCRYPTION_KEYS``).
+    :param options: more ``Client.connect`` arguments (e.g. ``runtime=``).
+
+    A dev server accepts connections a moment before it serves them: retry until it
+    answers, and raise the last connection error after ``timeout`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            plugin = KitcnPlugin(app, encryption_keys=encryption_keys)
+            return await Client.connect(
+                address, namespace=namespace, plugins=[plugin], interceptors=interceptors, **options
+            )
+        except RuntimeError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.2)

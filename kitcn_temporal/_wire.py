@@ -232,6 +232,27 @@ class NewJob:
         return f"{self.name} at {when} UTC" + (" (canceled)" if self.canceled else "")
 
 
+@dataclass(frozen=True)
+class CronChange:
+    """A runtime cron registered or unregistered by a mutation: applied once it has committed.
+
+    Every field is required, so a mutation's record tells it from a buffered job. The crons
+    folder makes and applies it (``crons._schedules``); it travels here, with the jobs of the
+    same buffer, so that the execution unit and the SQL record need not know crons.
+    """
+
+    cron: Literal["register", "unregister"]
+    name: str
+    app: str
+    task_queue: str
+    #: What to register, as the JSON fields of the cron's plan (``None`` for an unregister).
+    plan: dict[str, Any] | None
+
+
+#: What a mutation buffers: a job to start, a runtime cron to register or unregister, a job id to cancel.
+Intent = NewJob | CronChange | str
+
+
 def completion(job_id: str, name: str, kind: StateKind, error: str | None, result: Any) -> dict[str, Any]:
     """What a job's ``on_complete`` mutation receives once the job has ended (its input model:
     :class:`kitcn_temporal.Completion`)."""

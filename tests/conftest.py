@@ -17,7 +17,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from kitcn_temporal import App, KitcnClient, setup_namespace
-from kitcn_temporal._devserver import DevServer, connect_when_ready, start_dev_server
+from kitcn_temporal._plugin import connect_when_ready
+from kitcn_temporal.ops._devserver import DevServer, start_dev_server
 from kitcn_temporal.testing import TIME_SKIPPING_ARGS
 
 #: Short heartbeat timeout so that a lost action worker is noticed quickly in tests.

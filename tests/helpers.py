@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from kitcn_temporal import JOB_WORKFLOW, KitcnClient, ScheduledFunction
-from kitcn_temporal._cron_schedules import describe_schedule as describe_schedule  # the schedule, or None
+from kitcn_temporal.crons._schedules import describe_schedule as describe_schedule  # the schedule, or None
 from testapp.probe import wait_for
 
 FINAL = ("success", "failed", "canceled")

@@ -7,7 +7,7 @@ import pytest
 from clihelpers import assert_one_line_error, cli
 from helpers import token, wait_state
 from kitcn_temporal import App, CRPCError, KitcnClient
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import RUNS, wait_for
 
 BULK = "targets.bulk_target"

@@ -22,8 +22,8 @@ from clihelpers import TESTS, Launcher, Running, assert_one_line_error, cli, cli
 from conftest import connect
 from helpers import settle_visibility, token, wait_state
 from kitcn_temporal import App, KitcnClient, create_caller
-from kitcn_temporal._devserver import DevServer, free_port, port_open
 from kitcn_temporal.cli._parse import UsageError, parse_duration_ms, parse_time_ms
+from kitcn_temporal.ops._devserver import DevServer, free_port, port_open
 from testapp import table
 from testapp.probe import RUNS, wait_for
 

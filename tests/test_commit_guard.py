@@ -21,9 +21,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from helpers import describe_schedule, executions_besides_jobs, token, wait_state, workerproc
 from kitcn_temporal import CRPCError, create_caller
-from kitcn_temporal._devserver import DevServer
-from kitcn_temporal._direct import GUARD_ARMED_TEST_HOOKS, recover_commit
-from kitcn_temporal._jobs import Jobs
+from kitcn_temporal.execution._direct import GUARD_ARMED_TEST_HOOKS, recover_commit
+from kitcn_temporal.jobs._handles import Jobs
+from kitcn_temporal.ops._devserver import DevServer
 from kitcn_temporal.sql._schema import ABANDONED, executions
 from sqlbackend import Backend, sql_backend
 from testapp.probe import RUNS

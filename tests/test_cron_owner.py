@@ -21,8 +21,8 @@ from conftest import make_app
 from helpers import describe_schedule as describe
 from helpers import token
 from kitcn_temporal import App, CronConflictError, CronJobs, cron_jobs
-from kitcn_temporal._cron_owner import MEMO_CRON, Owner
-from kitcn_temporal._cron_sync import _plan
+from kitcn_temporal.crons._owner import MEMO_CRON, Owner
+from kitcn_temporal.crons._sync import _plan
 from testapp import cronjobs
 from testapp.probe import wait_for
 

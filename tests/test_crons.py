@@ -14,8 +14,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from helpers import describe_schedule as describe
 from helpers import token
 from kitcn_temporal import JOB_WORKFLOW, App, CronJobs, KitcnClient, cron_jobs, private_mutation
-from kitcn_temporal._cron_schedules import CATCHUP_WINDOW
 from kitcn_temporal._wire import SA_FUNCTION, SA_STATE
+from kitcn_temporal.crons._schedules import CATCHUP_WINDOW
 from testapp import cronjobs
 from testapp.probe import RUNS, wait_for
 

@@ -11,7 +11,7 @@ import pytest
 
 from clihelpers import server_processes
 from conftest import ROOT
-from kitcn_temporal._devserver import free_port, port_open
+from kitcn_temporal.ops._devserver import free_port, port_open
 
 #: The demo must finish on its own well within this (it takes about 10 s here).
 DEMO_TIMEOUT = 90.0

@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from helpers import status_of, token, wait_state, worker_process
 from kitcn_temporal import App, KitcnClient, ScheduledFunction
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from testapp.ledger import lines
 from testapp.probe import wait_for
 

@@ -26,9 +26,10 @@ from clihelpers import Launcher, assert_one_line_error, cli, server_processes
 from conftest import make_app
 from helpers import token, wait_state
 from kitcn_temporal import App, KitcnClient, KitcnPlugin
-from kitcn_temporal._codec_server import serve_codec
-from kitcn_temporal._devserver import DevServer, connect_when_ready, free_port, start_dev_server, temporal_binary
-from kitcn_temporal._encryption import ENCODING, KEYS_ENV, EncryptionCodec, EncryptionKeyError, key_id
+from kitcn_temporal._plugin import connect_when_ready
+from kitcn_temporal.ops._codec_server import serve_codec
+from kitcn_temporal.ops._devserver import DevServer, free_port, start_dev_server, temporal_binary
+from kitcn_temporal.ops._encryption import ENCODING, KEYS_ENV, EncryptionCodec, EncryptionKeyError, key_id
 
 KEY_1, KEY_2 = os.urandom(32), os.urandom(32)
 UI_ORIGIN = "http://127.0.0.1:8233"

@@ -9,7 +9,7 @@ from temporalio.worker import Worker
 from conftest import connect
 from helpers import token, wait_state
 from kitcn_temporal import App, CRPCError, KitcnClient, create_caller, private_action, private_mutation
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from testapp import flow, targets
 from testapp.probe import RUNS, wait_for
 

@@ -14,7 +14,7 @@ from clihelpers import Launcher
 from conftest import make_app
 from helpers import metric_value, scrape, token, wait_state
 from kitcn_temporal import KitcnClient, KitcnPlugin, metrics_runtime
-from kitcn_temporal._devserver import DevServer, free_port
+from kitcn_temporal.ops._devserver import DevServer, free_port
 from testapp.probe import wait_for
 
 SCHEDULED = "kitcn_jobs_scheduled_total"

@@ -22,7 +22,7 @@ from activities import analytics, items, jobs, orders, reminders, reports, sessi
 from conftest import HEARTBEAT, connect
 from helpers import settle_visibility, token, wait_state
 from kitcn_temporal import App, CRPCError, KitcnClient, create_caller
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import wait_for
 from testapp_sql.databases import BACKENDS, POSTGRES_ADMIN, database_url, postgres_reachable
 from workflows.crons import crons

@@ -15,9 +15,9 @@ from temporalio.service import RPCError
 from helpers import describe_schedule as describe
 from helpers import token
 from kitcn_temporal import JOB_WORKFLOW, App, CronConflictError, CRPCError, KitcnClient, cron_jobs, private_mutation
-from kitcn_temporal._cron_owner import MEMO_CRON
-from kitcn_temporal._cron_schedules import CATCHUP_WINDOW
 from kitcn_temporal._wire import SA_FUNCTION
+from kitcn_temporal.crons._owner import MEMO_CRON
+from kitcn_temporal.crons._schedules import CATCHUP_WINDOW
 from testapp import cronjobs, runtimecrons
 from testapp.probe import RUNS, wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 
 #: How many times each script runs: the SDK's exit abort hit about one run in three.
 RUNS = 5

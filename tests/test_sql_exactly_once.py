@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 
 from helpers import describe_schedule, status_of, token, wait_state, worker_process
 from kitcn_temporal import CRPCError, KitcnClient, create_caller
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from kitcn_temporal.sql._schema import executions
 from sqlbackend import Backend, sql_backend
 from testapp.probe import RUNS

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpers import token
 from kitcn_temporal import App, MutationCtx
-from kitcn_temporal._unit import Unit
 from kitcn_temporal._wire import ExecOptions, NewJob, RetrySpec, now_ms
+from kitcn_temporal.jobs._unit import Unit
 from kitcn_temporal.sql import RECORD_RETENTION, SCHEMA_VERSION, ConcurrentAttemptError, SchemaVersionError, Store
 from kitcn_temporal.sql._schema import executions, meta
 from testapp.probe import wait_for

@@ -22,7 +22,6 @@ from kitcn_temporal import (
     SystemTable,
     create_caller,
 )
-from kitcn_temporal._status import state_of
 from kitcn_temporal._wire import (
     MEMO_ARGS,
     SA_FUNCTION,
@@ -33,6 +32,7 @@ from kitcn_temporal._wire import (
     now_ms,
     without_defaults,
 )
+from kitcn_temporal.jobs._status import state_of
 from testapp import producers, table, targets
 from testapp.probe import gate, wait_for
 

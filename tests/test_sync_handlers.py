@@ -12,7 +12,7 @@ import pytest
 
 from helpers import token, wait_state
 from kitcn_temporal import KitcnClient, create_caller
-from kitcn_temporal._threads import HandlerThreads
+from kitcn_temporal.execution._threads import HandlerThreads
 from testapp import threads
 from testapp.probe import RUNS, wait_for
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import HEARTBEAT
 from helpers import token, wait_state
 from kitcn_temporal import App, CronJobs, create_caller, cron_jobs
-from kitcn_temporal._devserver import start_dev_server
+from kitcn_temporal.ops._devserver import start_dev_server
 from kitcn_temporal.testing import TestEnv, TestEnvError
 from kitcn_temporal.testing._tracker import PAUSED_NOTE
 from testapp import cronjobs, runtimecrons, targets

@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from conftest import make_app
 from helpers import token, wait_state
 from kitcn_temporal import App, KitcnClient, KitcnPlugin
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import wait_for
 
 EXPORTER = InMemorySpanExporter()

@@ -17,10 +17,11 @@ from temporalio.worker import Worker
 from conftest import make_app
 from helpers import token, wait_state
 from kitcn_temporal import KitcnClient
-from kitcn_temporal._codec_server import CodecServer, serve_codec
-from kitcn_temporal._devserver import DevServer, connect_when_ready, free_port, start_dev_server
-from kitcn_temporal._encryption import EncryptionCodec
+from kitcn_temporal._plugin import connect_when_ready
 from kitcn_temporal._wire import MEMO_ARGS, MEMO_SPEC
+from kitcn_temporal.ops._codec_server import CodecServer, serve_codec
+from kitcn_temporal.ops._devserver import DevServer, free_port, start_dev_server
+from kitcn_temporal.ops._encryption import EncryptionCodec
 from testapp.probe import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

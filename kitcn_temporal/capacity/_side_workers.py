@@ -8,7 +8,7 @@ concurrency-limited procedure, served by a worker beside every worker of the app
   once in each worker process. Temporal has no global concurrency cap; kitcn adds no
   semaphore or queue of its own.
 
-Layer: client and wiring.
+Layer: capacity.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import RateLimit
@@ -25,12 +26,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkerConfig
 
-from ._activities import activity_for
-from ._app import App
-from ._procedures import Procedure
-from ._wire import procedure_queue
+from .._app import App
+from .._wire import procedure_queue
+from ..procedures._procedures import Procedure
 
 logger = logging.getLogger("kitcn_temporal")
+#: ``activity_for(app, name, procedure)``: the callable a worker registers as the procedure's activity.
+ActivityFor = Callable[[App, str, Procedure], Callable[..., Any]]
 _NO_GRACE = timedelta(0)
 #: Shutdowns under way (a reference keeps each task alive until it is done).
 _STOPPING: set[asyncio.Future[None]] = set()
@@ -39,8 +41,10 @@ _STOPPING: set[asyncio.Future[None]] = set()
 class FlowControl:
     """The side workers of an app's limited procedures, and how to recognise their queues."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, activity_for: ActivityFor) -> None:
         self.app = app
+        #: Builds a procedure's activity (the execution folder's, which sits above this one).
+        self._activity_for = activity_for
         #: The procedures that run on a task queue of their own.
         self.limited: dict[str, Procedure] = {n: p for n, p in app.procedures.items() if p.own_queue}
 
@@ -52,7 +56,7 @@ class FlowControl:
     def configure_side_worker(self, config: WorkerConfig, name: str) -> WorkerConfig:
         """A side worker runs its procedure's activity and nothing else, within its limits."""
         proc = self.limited[name]
-        config["activities"] = [activity_for(self.app, name, proc)]
+        config["activities"] = [self._activity_for(self.app, name, proc)]
         config["workflows"] = []
         if proc.concurrency is not None:
             config["max_concurrent_activities"] = proc.concurrency
@@ -77,7 +81,7 @@ class FlowControl:
                 Worker(
                     client,
                     task_queue=side,
-                    activities=[activity_for(self.app, name, proc)],
+                    activities=[self._activity_for(self.app, name, proc)],
                     max_concurrent_activities=proc.concurrency,
                     max_task_queue_activities_per_second=proc.rate_limit,
                     graceful_shutdown_timeout=config.get("graceful_shutdown_timeout") or _NO_GRACE,

@@ -15,9 +15,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from .._client import KitcnClient
-from .._jobs import Jobs
-from .._setup import RETENTION, SEARCH_ATTRIBUTES, SetupError, setup_namespace
-from .._status import MAX_PAGE_SIZE, PaginationResult, ScheduledFunction, SystemTable, jobs_query
+from ..jobs._handles import Jobs
+from ..jobs._status import MAX_PAGE_SIZE, PaginationResult, ScheduledFunction, SystemTable, jobs_query
+from ..ops._setup import RETENTION, SEARCH_ATTRIBUTES, SetupError, setup_namespace
 from ._connect import CliError, connect, connect_config, load_app
 from ._output import job_details, job_json, jobs_table, print_json
 from ._parse import UsageError, parse_args_json, parse_duration_ms, parse_time_ms

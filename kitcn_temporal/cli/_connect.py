@@ -20,10 +20,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from .._app import App
-from .._encryption import codec_for
 from .._errors import CRPCError
-from .._jobs import namespace_missing
 from .._plugin import KitcnPlugin, kitcn_data_converter
+from ..jobs._handles import namespace_missing
+from ..ops._encryption import codec_for
 from ._parse import parse_target
 
 #: Where ``--crons`` looks when it is not given (used only if the module exists).

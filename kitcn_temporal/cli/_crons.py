@@ -15,8 +15,8 @@ from pydantic.alias_generators import to_camel
 from temporalio.client import Client
 
 from .._app import App
-from .._cron_sync import CronStatus, SyncReport
-from .._crons import CronJobs, cron_jobs
+from ..crons._declared import CronJobs, cron_jobs
+from ..crons._sync import CronStatus, SyncReport
 from ._connect import DEFAULT_CRONS, CliError, connect, connect_config, load_app, load_crons
 from ._output import STATE_COLORS, format_time, job_json, print_json, table
 

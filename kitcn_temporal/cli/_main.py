@@ -15,10 +15,10 @@ from typing import NoReturn
 from temporalio.service import RPCError
 
 from .._app import DEFAULT_TASK_QUEUE
-from .._encryption import EncryptionKeyError, missing_key_error
 from .._errors import CRPCError
-from .._script import exit_now, exit_status
 from .._wire import STATE_KINDS
+from ..ops._encryption import EncryptionKeyError, missing_key_error
+from ..ops._script import exit_now, exit_status
 from . import _commands, _crons, _serve
 from ._connect import CliError
 from ._parse import UsageError, join_signed_values

@@ -13,9 +13,9 @@ from typing import Any, TextIO
 
 import pydantic_core
 
-from .._status import ScheduledFunction
 from .._wire import ms_to_datetime
 from .._wire import now_ms as current_ms
+from ..jobs._status import ScheduledFunction
 
 #: ANSI colour of each job state (only when stdout is a terminal and NO_COLOR is unset).
 STATE_COLORS = {

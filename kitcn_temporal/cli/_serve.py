@@ -20,11 +20,12 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from .._app import App
-from .._codec_server import CodecServer, serve_codec
-from .._devserver import DevServer, DevServerError, connect_when_ready, port_open, start_dev_server
-from .._encryption import KEYS_ENV, EncryptionCodec, codec_for
-from .._metrics import metrics_runtime
-from .._setup import SetupError, setup_namespace
+from .._plugin import connect_when_ready
+from ..ops._codec_server import CodecServer, serve_codec
+from ..ops._devserver import DevServer, DevServerError, port_open, start_dev_server
+from ..ops._encryption import KEYS_ENV, EncryptionCodec, codec_for
+from ..ops._metrics import metrics_runtime
+from ..ops._setup import SetupError, setup_namespace
 from ._connect import CliError, connect, connect_config, connection_reason, load_app, load_crons
 from ._crons import require_crons, sync_crons
 

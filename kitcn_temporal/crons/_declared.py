@@ -4,8 +4,8 @@
 ``cron``, ``hourly``, ``daily``, ``weekly``, ``monthly``), each checked when declared;
 ``await crons.sync(client)`` makes Temporal's schedules match them.
 
-What a cron is and its checks are in ``_cron_spec`` (shared with runtime crons), its schedule
-in ``_cron_schedules``, the sync in ``_cron_sync``.
+What a cron is and its checks are in ``_spec`` (shared with runtime crons), its schedule
+in ``_schedules``, the sync in ``_sync``.
 
 Layer: crons.
 """
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 
-from ._cron_spec import (
+from ..procedures._procedures import Procedure
+from ._spec import (
     MAX_CRON_NAME_LENGTH,
     MIN_INTERVAL,
     CronJob,
@@ -30,12 +31,10 @@ from ._cron_spec import (
     check_timezone,
     describe_period,
 )
-from ._cron_sync import CronStatus, SyncReport, cron_statuses, resolve_target, sync_crons
-from ._procedures import Procedure
+from ._sync import AppClient, CronStatus, SyncReport, cron_statuses, resolve_target, sync_crons
 
 if TYPE_CHECKING:
-    from ._app import App
-    from ._client import KitcnClient
+    from .._app import App
 
 __all__ = ["DAYS_OF_WEEK", "MAX_CRON_NAME_LENGTH", "MIN_INTERVAL", "CronJob", "CronJobs", "cron_jobs"]
 
@@ -118,7 +117,7 @@ class CronJobs:
         return self._jobs[name]
 
     async def sync(
-        self, client: KitcnClient | Client, app: App | None = None, *, task_queue: str | None = None
+        self, client: AppClient | Client, app: App | None = None, *, task_queue: str | None = None
     ) -> SyncReport:
         """Make the app's ``kitcn-cron:`` schedules match these declarations.
 
@@ -142,7 +141,7 @@ class CronJobs:
         return await sync_crons(list(self), temporal, resolved_app, queue)
 
     async def list(
-        self, client: KitcnClient | Client, app: App | None = None, *, task_queue: str | None = None
+        self, client: AppClient | Client, app: App | None = None, *, task_queue: str | None = None
     ) -> list[CronStatus]:
         """One row per declared cron, then one per stale ``kitcn-cron:`` schedule of this app.
 

@@ -8,7 +8,7 @@ kept by ``crons.sync``) from runtime crons (``"runtime"``, kept by ``ctx.crons``
 writes only its own. A schedule from before owners were recorded is a declared cron of the app
 whose task queue its action uses.
 
-Layer: Temporal side of jobs: knows schedules and their memos, not procedures or apps.
+Layer: crons: knows schedules and their memos, not procedures or apps.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleDescription, ScheduleListDescription
 
-from ._wire import JOB_WORKFLOW
+from .._wire import JOB_WORKFLOW
 
 #: Memo field of a cron's schedule and of its action (so of each run): who owns it, and, in
 #: the action's, what was declared.

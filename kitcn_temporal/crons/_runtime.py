@@ -8,7 +8,7 @@ touches it, and it never takes a declared cron's name. From a mutation a change 
 in its unit and applied once the mutation commits (recorded with it by the SQL store); from
 an action or a client it is immediate; a query may only read.
 
-Layer: scheduler and status table: fills a :class:`~kitcn_temporal._unit.Unit`, as the
+Layer: crons: fills a :class:`~kitcn_temporal.jobs._unit.Unit`, as the
 scheduler does.
 """
 
@@ -22,10 +22,16 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, ScheduleDescription
 
-from ._cron_owner import ORIGIN_RUNTIME, CronConflictError, Owner, holder_of
-from ._cron_schedules import (
-    CronChange,
+from .._errors import CRPCError
+from .._wire import CronChange
+from ..jobs._scheduler import check_limits
+from ..jobs._unit import Unit
+from ..procedures._procedures import Procedure
+from ._owner import ORIGIN_RUNTIME, CronConflictError, Owner, holder_of
+from ._schedules import (
     CronPlan,
+    change_plan,
+    cron_change,
     delete_schedule,
     describe_schedule,
     described_cron,
@@ -33,14 +39,10 @@ from ._cron_schedules import (
     put_schedule,
     require_own,
 )
-from ._cron_spec import SCHEDULE_ID_PREFIX, check_name, runtime_cron
-from ._errors import CRPCError
-from ._procedures import Procedure
-from ._scheduler import check_limits
-from ._unit import Unit
+from ._spec import SCHEDULE_ID_PREFIX, check_name, runtime_cron
 
 if TYPE_CHECKING:
-    from ._app import App
+    from .._app import App
 
 #: Schedules described at once by ``list()``.
 _DESCRIBE_CONCURRENCY = 16
@@ -133,7 +135,8 @@ class Crons:
         buffered = self._buffered(name)
         if buffered is not None:
             paused = desc is not None and desc.schedule.state.paused
-            return None if buffered.plan is None else _planned(buffered.plan, paused)
+            plan = change_plan(buffered)
+            return None if plan is None else _planned(plan, paused)
         return None if desc is None else await _described(self._client, desc)
 
     async def list(self) -> list[CronInfo]:
@@ -153,8 +156,8 @@ class Crons:
         rows = {row.name: row for row in await asyncio.gather(*map(describe, ids)) if row is not None}
         for change in {c.name: c for c in self._unit.intents if isinstance(c, CronChange)}.values():
             row = rows.pop(change.name, None)
-            if change.plan is not None:
-                rows[change.name] = _planned(change.plan, row is not None and row.paused)
+            if (plan := change_plan(change)) is not None:
+                rows[change.name] = _planned(plan, row is not None and row.paused)
         return [rows[name] for name in sorted(rows)]
 
     @property
@@ -165,8 +168,7 @@ class Crons:
         return Owner(self._app.name, self._unit.jobs.task_queue or self._app.task_queue, ORIGIN_RUNTIME)
 
     def _change(self, name: str, plan: CronPlan | None) -> CronChange:
-        owner = self._owner()
-        return CronChange("register" if plan else "unregister", name, owner.app, owner.task_queue, plan)
+        return cron_change(name, self._owner(), plan)
 
     def _buffered(self, name: str) -> CronChange | None:
         """A mutation's last uncommitted change of cron ``name``."""

@@ -5,9 +5,9 @@ schedule it needs and that schedule's hash, in JSON-ready fields, so a mutation'
 keep a buffered registration (:class:`CronChange`) and apply it after a retry. Temporal rewrites
 a schedule's cron strings into calendars, so a described spec never equals the declared one:
 each schedule's action memo carries the hash, and a write changes only a schedule whose hash
-differs. Only the owner (``_cron_owner``) of a schedule writes it.
+differs. Only the owner (``_owner``) of a schedule writes it.
 
-Layer: Temporal side of jobs: knows schedules and ids, not procedures or apps.
+Layer: crons: knows schedules and ids, not procedures or apps.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pydantic_core
+from pydantic import TypeAdapter
 from temporalio.client import (
     Client,
     Schedule,
@@ -38,7 +39,19 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._cron_owner import (
+from .._wire import (
+    JOB_WORKFLOW,
+    MEMO_ARGS,
+    MEMO_ARGS_LIMIT,
+    MEMO_SPEC,
+    SA_FUNCTION,
+    SA_STATE,
+    CronChange,
+    ExecOptions,
+    JobSpec,
+    without_defaults,
+)
+from ._owner import (
     MEMO_CRON,
     ORIGIN_DECLARED,
     ORIGIN_RUNTIME,
@@ -50,18 +63,7 @@ from ._cron_owner import (
     holder_of,
     listed_holder,
 )
-from ._cron_spec import SCHEDULE_ID_PREFIX, CronJob, Kind, preview_runs, spec_dict, temporal_cron_strings
-from ._wire import (
-    JOB_WORKFLOW,
-    MEMO_ARGS,
-    MEMO_ARGS_LIMIT,
-    MEMO_SPEC,
-    SA_FUNCTION,
-    SA_STATE,
-    ExecOptions,
-    JobSpec,
-    without_defaults,
-)
+from ._spec import SCHEDULE_ID_PREFIX, CronJob, Kind, preview_runs, spec_dict, temporal_cron_strings
 
 logger = logging.getLogger("kitcn_temporal")
 
@@ -191,23 +193,20 @@ class CronPlan:
         return Schedule(action=action, spec=spec, policy=policy)
 
 
-@dataclass(frozen=True)
-class CronChange:
-    """A runtime cron registered or unregistered by a mutation: applied once it has committed.
+def cron_change(name: str, owner: Owner, plan: CronPlan | None) -> CronChange:
+    """A mutation's buffered registration (``plan``) or unregistration (``None``) of cron ``name``."""
+    plan_json = None if plan is None else pydantic_core.to_jsonable_python(plan)
+    return CronChange("register" if plan else "unregister", name, owner.app, owner.task_queue, plan_json)
 
-    Every field is required, so a mutation's record tells it from a buffered job.
-    """
 
-    cron: Literal["register", "unregister"]
-    name: str
-    app: str
-    task_queue: str
-    #: What to register (``None`` for an unregister).
-    plan: CronPlan | None
+def change_plan(change: CronChange) -> CronPlan | None:
+    """The plan a buffered change registers (``None``: it unregisters)."""
+    return None if change.plan is None else _PLAN.validate_python(change.plan)
 
-    @property
-    def owner(self) -> Owner:
-        return Owner(self.app, self.task_queue, ORIGIN_RUNTIME)
+
+def change_owner(change: CronChange) -> Owner:
+    """Who buffered ``change``: a runtime cron's owner."""
+    return Owner(change.app, change.task_queue, ORIGIN_RUNTIME)
 
 
 async def describe_schedule(client: Client, schedule_id: str) -> ScheduleDescription | None:
@@ -283,11 +282,12 @@ async def apply_change(client: Client, change: CronChange) -> None:
     to that owner, with a warning: the mutation has committed.
     """
     desc = await describe_schedule(client, SCHEDULE_ID_PREFIX + change.name)
+    plan = change_plan(change)
     try:
         if desc is not None:
-            await require_own(client, change.name, change.owner, desc)
-        if change.plan is not None:
-            await put_schedule(client, change.plan, desc)
+            await require_own(client, change.name, change_owner(change), desc)
+        if plan is not None:
+            await put_schedule(client, plan, desc)
         elif desc is not None:
             await delete_schedule(client, desc.id)
     except CronConflictError as err:
@@ -353,3 +353,7 @@ async def owned_schedule_ids(client: Client, owners: Sequence[Owner], skip: Set[
             if holder is not None and holder.belongs_to(owner):
                 ids.append(entry.id)
     return found
+
+
+#: Reads a plan back from a buffered change's JSON (a mutation's record keeps it as JSON).
+_PLAN: TypeAdapter[CronPlan] = TypeAdapter(CronPlan)

@@ -5,7 +5,7 @@ in an IANA time zone), a target (a mutation or an action) and the target's argum
 checks raise ``ValueError``/``TypeError`` naming the cron: ``cron_jobs()`` raises them as
 they are, ``ctx.crons.register`` turns them into ``CRPCError(BAD_REQUEST)``.
 
-Layer: procedures and argument codec.
+Layer: crons.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
-from ._codec import encode_job_args
-from ._errors import CRPCError
-from ._procedures import Procedure
+from .._errors import CRPCError
+from ..procedures._codec import encode_job_args
+from ..procedures._procedures import Procedure
 
 #: Every cron's schedule id starts with this, declared or registered at runtime.
 SCHEDULE_ID_PREFIX = "kitcn-cron:"

@@ -1,7 +1,7 @@
 """The Temporal side of crons: one schedule per cron, kept in step with the declarations.
 
-A sync writes a schedule (``_cron_schedules``) only where its declaration's hash differs, and
-touches only the declared crons of its own app (``_cron_owner``): a declared name another
+A sync writes a schedule (``_schedules``) only where its declaration's hash differs, and
+touches only the declared crons of its own app (``_owner``): a declared name another
 app's schedule holds, or a runtime cron of the app, is an error raised before anything is
 written. ``crons list`` shows the declared crons, then the app's schedules no declaration
 names: stale declared ones (the next sync deletes them) and runtime crons.
@@ -15,15 +15,16 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, Schedule, ScheduleActionExecutionStartWorkflow, ScheduleDescription
 
-from ._app import App
-from ._client import KitcnClient
-from ._cron_owner import ORIGIN_DECLARED, ORIGIN_RUNTIME, Owner, holder_of
-from ._cron_schedules import (
+from .._app import App
+from .._errors import CRPCError
+from ..jobs._status import ScheduledFunction, SystemTable
+from ._owner import ORIGIN_DECLARED, ORIGIN_RUNTIME, Owner, holder_of
+from ._schedules import (
     CronPlan,
     declared_hash,
     delete_schedule,
@@ -33,10 +34,7 @@ from ._cron_schedules import (
     put_schedule,
     require_own,
 )
-from ._cron_spec import SCHEDULE_ID_PREFIX, CronJob
-from ._errors import CRPCError
-from ._plugin import KitcnPlugin
-from ._status import ScheduledFunction, SystemTable
+from ._spec import SCHEDULE_ID_PREFIX, CronJob
 
 
 @dataclasses.dataclass
@@ -115,16 +113,26 @@ class _Plan:
         return self.cron.digest()
 
 
-def resolve_target(client: KitcnClient | Client, app: App | None, task_queue: str | None) -> tuple[Client, App, str]:
+class AppClient(Protocol):
+    """A Temporal client bound to an app and a task queue: a ``KitcnClient`` (which sits
+    above this folder, so it is named by what it has)."""
+
+    client: Client
+    app: App
+    task_queue: str
+
+
+def resolve_target(client: AppClient | Client, app: App | None, task_queue: str | None) -> tuple[Client, App, str]:
     """The Temporal client, app and task queue a sync or list works with."""
-    if isinstance(client, KitcnClient):
+    if not isinstance(client, Client):
+        if not (isinstance(getattr(client, "client", None), Client) and isinstance(getattr(client, "app", None), App)):
+            raise TypeError(f"crons take a KitcnClient or a temporalio Client, not {client!r}")
         if app is None:
             return client.client, client.app, task_queue or client.task_queue
         return client.client, app, task_queue or app.task_queue
-    if not isinstance(client, Client):
-        raise TypeError(f"crons take a KitcnClient or a temporalio Client, not {client!r}")
     if app is None:
-        app = next((p.app for p in client.config()["plugins"] if isinstance(p, KitcnPlugin)), None)
+        # The app of the client's KitcnPlugin (the plugin's only one that carries an App).
+        app = next((a for p in client.config()["plugins"] if isinstance(a := getattr(p, "app", None), App)), None)
     if app is None:
         raise TypeError(
             "this Temporal client was not connected with KitcnPlugin(app): pass the app, "

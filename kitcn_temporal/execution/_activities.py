@@ -4,7 +4,7 @@ The activity builds the procedure's context, runs it (heartbeating for actions),
 applies a mutation's schedules, and turns exceptions into Temporal failures that
 say whether a retry could help.
 
-Layer: execution: the Temporal activity around :func:`~kitcn_temporal._run.run_procedure`.
+Layer: execution: the Temporal activity around :func:`~kitcn_temporal.execution._run.run_procedure`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,9 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from ._app import App
-from ._context import JobInfo
-from ._errors import CRPCError, exception_text
-from ._jobs import Jobs
-from ._procedures import Procedure
-from ._run import is_transient, run_procedure, unit_mode_for
-from ._unit import Unit
-from ._wire import (
+from .._app import App
+from .._errors import CRPCError, exception_text
+from .._wire import (
     CANCELED_ERROR,
     KIND_CHANGED_ERROR,
     NOT_COMMITTED_ERROR,
@@ -35,6 +30,12 @@ from ._wire import (
     timedelta_to_ms,
     without_defaults,
 )
+from ..crons._schedules import apply_change
+from ..jobs._handles import Jobs
+from ..jobs._unit import Unit
+from ..procedures._procedures import Procedure
+from ._context import JobInfo
+from ._run import is_transient, run_procedure, unit_mode_for
 
 
 def procedure_activities(app: App) -> list[Callable[..., Any]]:
@@ -150,7 +151,7 @@ async def _recover(app: App, name: str, unit: Unit) -> Any:
             non_retryable=True,
             category=ApplicationErrorCategory.BENIGN,
         )
-    await unit.flush()
+    await unit.flush(apply_change)
     return output
 
 

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
-from ._app import App
+from .._app import App
+from .._errors import CRPCError
+from ..jobs._scheduler import ScheduleOptions, Scheduler, due_after, due_at
+from ..procedures._procedures import Procedure
 from ._context import BaseCtx
-from ._errors import CRPCError
-from ._procedures import Procedure
 from ._run import call_in_process
-from ._scheduler import ScheduleOptions, Scheduler, due_after, due_at
 
 
 @runtime_checkable

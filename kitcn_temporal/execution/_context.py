@@ -1,6 +1,6 @@
 """Procedure contexts: what a handler receives as ``ctx``.
 
-Layer: contexts: carries the app, the unit, its scheduler, its runtime crons and the status table.
+Layer: execution: carries the app, the unit, its scheduler, its runtime crons and the status table.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from ._app import App
-    from ._runtime_crons import Crons
-    from ._scheduler import Scheduler
-    from ._status import SystemTable
-    from ._unit import Unit
+    from .._app import App
+    from ..crons._runtime import Crons
+    from ..jobs._scheduler import Scheduler
+    from ..jobs._status import SystemTable
+    from ..jobs._unit import Unit
 
 logger = logging.getLogger("kitcn_temporal")
 

@@ -34,14 +34,15 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ._app import App
-from ._codec import decode_output
-from ._errors import CRPCError
-from ._jobs import Jobs
-from ._procedures import Procedure
+from .._app import App
+from .._errors import CRPCError
+from .._wire import CALL_ID_PREFIX, GUARD_ACTIVITY, GUARD_WORKFLOW
+from ..crons._schedules import apply_change
+from ..jobs._handles import Jobs
+from ..jobs._unit import Unit
+from ..procedures._codec import decode_output
+from ..procedures._procedures import Procedure
 from ._run import run_procedure, unit_mode_for
-from ._unit import Unit
-from ._wire import CALL_ID_PREFIX, GUARD_ACTIVITY, GUARD_WORKFLOW
 
 logger = logging.getLogger("kitcn_temporal")
 
@@ -148,4 +149,4 @@ async def recover_commit(app: App, jobs: Jobs, exec_id: str) -> int:
         return 0
     unit = Unit("buffered", exec_id, jobs)
     unit.intents = list(record.intents)
-    return await unit.flush()
+    return await unit.flush(apply_change)

@@ -18,17 +18,18 @@ from typing import Any
 
 from temporalio.service import RPCError
 
-from ._app import App
-from ._codec import check_output, decode_output, encode_output, validate_input
+from .._app import App
+from .._errors import CRPCError
+from .._wire import Kind
+from ..crons._runtime import Crons
+from ..crons._schedules import apply_change
+from ..jobs._scheduler import Scheduler
+from ..jobs._status import SystemTable
+from ..jobs._unit import Mode, Unit
+from ..procedures._codec import check_output, decode_output, encode_output, validate_input
+from ..procedures._procedures import Procedure
 from ._context import ActionCtx, BaseCtx, JobInfo, MutationCtx, QueryCtx
-from ._errors import CRPCError
-from ._procedures import Procedure
-from ._runtime_crons import Crons
-from ._scheduler import Scheduler
-from ._status import SystemTable
 from ._threads import HandlerThreads
-from ._unit import Mode, Unit
-from ._wire import Kind
 
 logger = logging.getLogger("kitcn_temporal")
 
@@ -116,7 +117,7 @@ async def _run_once(
     else:
         output = await body()
     if proc.kind == "mutation":
-        await unit.flush()
+        await unit.flush(apply_change)
     return output
 
 

@@ -1,10 +1,10 @@
 """A job's procedure inside its workflow: its attempts, through cancels and deploys.
 
-Deterministic code, like the workflows that use it (see :mod:`kitcn_temporal._workflow`):
+Deterministic code, like the workflows that use it (see :mod:`kitcn_temporal.jobs._workflow`):
 :class:`Execution` starts the procedure's activity and acts on how it ends; the helpers
 start activities, turn their failures into the job's, and record its state.
 
-Layer: execution.
+Layer: jobs.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from ._wire import (
+from .._wire import (
     CANCELED_ERROR,
     KIND_CHANGED_ERROR,
     MEMO_ERROR,

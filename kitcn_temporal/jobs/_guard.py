@@ -10,7 +10,7 @@ call never commits (``_direct.recover_commit``).
 Deterministic code, like the job workflow: it imports only the wire formats and runs
 outside the sandbox (it never runs user code).
 
-Layer: execution.
+Layer: jobs.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from ._wire import GUARD_ACTIVITY, GUARD_WORKFLOW, RetrySpec
+from .._wire import GUARD_ACTIVITY, GUARD_WORKFLOW, RetrySpec
 
 #: Time limit of one recovery attempt (a record names at most 1 000 jobs to start).
 RECOVERY_TIMEOUT = timedelta(minutes=2)

@@ -1,6 +1,6 @@
 """The Temporal side of jobs: start, cancel and describe ``kitcn.ScheduledFunction`` workflows.
 
-Layer: Temporal side of jobs: knows workflows and ids, not procedures or apps.
+Layer: jobs: knows workflows and ids, not procedures or apps.
 """
 
 from __future__ import annotations
@@ -25,11 +25,8 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._encryption import decrypting
-from ._errors import CRPCError
-from ._metrics import count_started_by_client
-from ._names import check_job_id
-from ._wire import (
+from .._errors import CRPCError
+from .._wire import (
     JOB_WORKFLOW,
     MEMO_ARGS,
     MEMO_ARGS_LIMIT,
@@ -42,6 +39,9 @@ from ._wire import (
     now_ms,
     without_defaults,
 )
+from ..ops._encryption import decrypting
+from ..ops._metrics import count_started_by_client
+from ..procedures._names import check_job_id
 
 #: The detail Temporal attaches to a ``NOT_FOUND`` about the namespace rather than a workflow.
 _NAMESPACE_NOT_FOUND = "temporal.api.errordetails.v1.NamespaceNotFoundFailure"

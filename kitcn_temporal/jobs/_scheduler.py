@@ -1,6 +1,6 @@
 """The scheduler: ``run_after / run_at / cancel``, atomic in mutations, immediate elsewhere.
 
-Layer: scheduler and status table: fills a :class:`~kitcn_temporal._unit.Unit`.
+Layer: jobs: fills a :class:`~kitcn_temporal.jobs._unit.Unit`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._codec import encode_job_args, validate_input
-from ._errors import CRPCError
-from ._names import check_job_id, check_key
-from ._procedures import Procedure, check_priority
+from .._errors import CRPCError
+from .._wire import NewJob, completion, keyed_job_id, ms_to_datetime, now_ms, timedelta_to_ms
+from ..procedures._codec import encode_job_args, validate_input
+from ..procedures._names import check_job_id, check_key
+from ..procedures._procedures import Procedure, check_priority
 from ._unit import Unit
-from ._wire import NewJob, completion, keyed_job_id, ms_to_datetime, now_ms, timedelta_to_ms
 
 if TYPE_CHECKING:
-    from ._app import App
+    from .._app import App
 
 #: At most this many schedule calls per procedure execution (Convex's limit).
 MAX_SCHEDULE_CALLS = 1000

@@ -9,7 +9,7 @@ the states partition the jobs:
    ``canceled``, anything else (Failed, Terminated, TimedOut) -> ``failed``;
 3. otherwise (Running) ``inProgress`` if ``KitcnState`` says so, else ``pending``.
 
-Layer: scheduler and status table.
+Layer: jobs.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
-from ._encryption import decrypting
-from ._errors import CRPCError
-from ._jobs import Jobs
-from ._names import check_procedure_name
+from .._errors import CRPCError
+from ..ops._encryption import decrypting
+from ..procedures._names import check_procedure_name
+from ._handles import Jobs
 
 if TYPE_CHECKING:
     from ._scheduler import Scheduler
 
-from ._wire import (
+from .._wire import (
     JOB_WORKFLOW,
     MEMO_ERROR,
     MEMO_SPEC,

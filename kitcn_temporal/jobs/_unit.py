@@ -1,7 +1,8 @@
 """``Unit``: one execution unit and what it schedules, buffered or immediate.
 
-Layer: execution unit: below the SQL store, which commits a unit's buffer with the
-mutation, and below the scheduler, which fills it.
+Layer: jobs: the SQL store (below) commits a unit's buffer with the mutation, through the
+shape it needs of a unit; the scheduler fills it; the crons folder (above) applies its cron
+changes, handed to :meth:`Unit.flush`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
-from ._cron_schedules import CronChange, apply_change
-from ._errors import CRPCError
-from ._jobs import Jobs
-from ._wire import NewJob
+from .._errors import CRPCError
+from .._wire import CronChange, Intent, NewJob
+from ._handles import Jobs
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+    from temporalio.client import Client
 
 logger = logging.getLogger("kitcn_temporal")
 
@@ -29,8 +30,8 @@ _JOB_ID_NAMESPACE = uuid.UUID("6f0d1a8e-4c1b-4c0e-9a57-2b1f6a9e7c31")
 
 #: ``buffered``: a mutation; ``immediate``: an action or a client; ``none``: a query.
 Mode = Literal["none", "buffered", "immediate"]
-#: What a mutation buffers: a job to start, a runtime cron to register or unregister, a job id to cancel.
-Intent = NewJob | CronChange | str
+#: Applies a committed mutation's runtime cron change (the crons folder's ``apply_change``).
+CronApplier = Callable[["Client", CronChange], Awaitable[None]]
 
 
 class Unit:
@@ -101,9 +102,10 @@ class Unit:
             return f"{name}-{uuid.uuid5(_JOB_ID_NAMESPACE, f'{self.exec_id}/{self.schedule_calls}')}"
         return f"{name}-{uuid.uuid4()}"
 
-    async def flush(self) -> int:
+    async def flush(self, apply_cron: CronApplier) -> int:
         """Apply a succeeded mutation's schedules, cancels and cron changes (idempotent).
 
+        ``apply_cron`` writes a cron change (the crons folder sits above this one).
         Returns how many jobs this call started (those an earlier flush started are skipped).
         """
         if not self.intents:
@@ -140,6 +142,6 @@ class Unit:
         # In order, the last change of each name winning (register then unregister: none).
         changes = {i.name: i for i in self.intents if isinstance(i, CronChange)}
         for change in changes.values():
-            await apply_change(self.jobs.client, change)
+            await apply_cron(self.jobs.client, change)
         self.intents.clear()
         return sum(started)

@@ -7,7 +7,7 @@ the library's own, never run user code (procedures run in activities), and are h
 determinism by replay tests over recorded histories. Skipping the per-run sandbox set-up
 is about a third of a worker's CPU per job.
 
-Layer: execution.
+Layer: jobs.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
-from ._attempts import Execution, job_failure, record_state, start_procedure
-from ._metrics import count_finished, count_scheduled, record_lateness
-from ._wire import (
+from .._wire import (
     CALL_WORKFLOW,
     JOB_WORKFLOW,
     MEMO_ARGS,
@@ -35,6 +33,8 @@ from ._wire import (
     completion,
     datetime_to_ms,
 )
+from ..ops._metrics import count_finished, count_scheduled, record_lateness
+from ._attempts import Execution, job_failure, record_state, start_procedure
 
 #: Set by Temporal on each run a schedule starts: the time the run was due (a backfilled run
 #: starts later than that).

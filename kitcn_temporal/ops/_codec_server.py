@@ -5,7 +5,7 @@ shows decrypted payloads to whoever can reach it.
 JSON; CORS answers the UI's origins (preflight included, with credentials). Anyone who can
 reach the endpoint can decrypt: bind it where only operators reach it.
 
-Layer: client and wiring.
+Layer: operations.
 """
 
 from __future__ import annotations

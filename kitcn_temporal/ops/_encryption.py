@@ -10,7 +10,7 @@ times, not arguments.
 
 Needs the ``cryptography`` package: ``pip install 'kitcn-temporal[encryption]'``.
 
-Layer: wire formats and errors.
+Layer: operations.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Prometheus endpoint. Jobs are counted where they start (a producer's or an activ
 on that client's runtime) and where they end (the job workflow's replay-safe meter, which
 records nothing while a history replays).
 
-Layer: wire formats and errors: metric names and recording helpers (only ``_wire`` imported).
+Layer: operations: metric names and recording helpers (only ``_wire`` imported).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import functools
 from temporalio.common import MetricCounter, MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from ._wire import JOB_WORKFLOW
+from .._wire import JOB_WORKFLOW
 
 #: Jobs started, by ``function`` (a cron run is counted by its job workflow when it starts).
 JOBS_SCHEDULED = "kitcn_jobs_scheduled_total"

@@ -6,7 +6,7 @@ three): the status a script meant is lost. :func:`run` leaves before that point,
 ``kitcn-temporal`` command does: it flushes what the process wrote, runs the ``atexit``
 handlers, then ends the process with ``os._exit``.
 
-Layer: client and wiring.
+Layer: operations.
 """
 
 from __future__ import annotations

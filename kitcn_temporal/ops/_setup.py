@@ -1,6 +1,6 @@
 """Namespace setup: the job search attributes and 7-day retention (idempotent).
 
-Layer: client and wiring.
+Layer: operations.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client
 
-from ._wire import SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
+from .._wire import SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
 
 #: How long finished jobs stay queryable.
 RETENTION = timedelta(days=7)

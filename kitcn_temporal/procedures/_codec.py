@@ -1,6 +1,6 @@
 """The argument codec: a procedure's input and output checked and turned into JSON-ready data.
 
-Layer: procedures and argument codec. Producers use it at the schedule call (a bad call
+Layer: procedures. Producers use it at the schedule call (a bad call
 raises and schedules nothing), the runtime around every handler.
 """
 
@@ -11,9 +11,9 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-from ._errors import CRPCError
+from .._errors import CRPCError
+from .._wire import MAX_JOB_ARGS_BYTES
 from ._procedures import Procedure
-from ._wire import MAX_JOB_ARGS_BYTES
 
 
 def validate_input(proc: Procedure, name: str, args: Any) -> BaseModel | None:

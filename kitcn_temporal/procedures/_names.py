@@ -1,6 +1,6 @@
 """Checks on the names users give: procedure names and job ids.
 
-Layer: procedures and argument codec.
+Layer: procedures.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._errors import CRPCError
+from .._errors import CRPCError
 
 _PROCEDURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 #: Temporal's limit on a workflow id, which a job id is.

@@ -3,7 +3,7 @@
 Builders are immutable: every method returns a new builder, so a derived builder
 (``auth_mutation = c.mutation.use(require_user)``) never changes its parent.
 
-Layer: procedures and argument codec.
+Layer: procedures.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, TypeAdapter
 from temporalio.common import RetryPolicy
 
-from ._errors import DeclarationError
+from .._errors import DeclarationError
+from .._wire import Kind
 from ._names import check_procedure_name
-from ._wire import Kind
 
 Ctx = Any
 #: ``async def mw(ctx, next)``: call ``await next(ctx)`` (or a ctx extended with

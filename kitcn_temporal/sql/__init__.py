@@ -9,7 +9,7 @@ the recorded jobs start once. Queries get a read-only session; actions get none 
 call queries and mutations). ``ctx.db`` is an ``AsyncSession``: use it from ``async def``
 handlers.
 
-Layer: SQL store, below the app that holds it. Needs the ``sql`` extra: ``pip install 'kitcn-temporal[sql]'``.
+Layer: SQL store. Needs the ``sql`` extra: ``pip install 'kitcn-temporal[sql]'``.
 """
 
 from __future__ import annotations

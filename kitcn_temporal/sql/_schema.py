@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .._unit import Intent
+from .._wire import Intent
 
 #: Version of the tables below; a database written by a newer version is refused.
 SCHEMA_VERSION = 1

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import MetaData, event
 from sqlalchemy import exc as sa_exc
@@ -19,12 +19,22 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from .._errors import CRPCError
-from .._unit import Unit
-from .._wire import now_ms
+from .._wire import Intent, now_ms
 from . import _schema
 from ._schema import RECORD_RETENTION
 
 logger = logging.getLogger("kitcn_temporal.sql")
+
+
+class Unit(Protocol):
+    """What the store needs of an execution unit (``kitcn_temporal.jobs``' ``Unit``, which
+    sits above this folder): its id, its buffer, the session it runs in and its pre-commit hook."""
+
+    exec_id: str
+    intents: list[Intent]
+    db: AsyncSession | None
+    before_commit: Callable[[], Awaitable[None]] | None
+
 
 #: TEST-ONLY. Called as ``hook(exec_id, output)`` right after a mutation's transaction
 #: commits, before its jobs start (the crash tests kill the worker, or a direct call's

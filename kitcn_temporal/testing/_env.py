@@ -22,11 +22,11 @@ from temporalio.worker import Worker
 
 from .._app import App
 from .._client import KitcnClient
-from .._cron_spec import SCHEDULE_ID_PREFIX
-from .._crons import CronJobs
-from .._devserver import connect_when_ready
-from .._setup import setup_namespace
+from .._plugin import connect_when_ready
 from .._wire import SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
+from ..crons._declared import CronJobs
+from ..crons._spec import SCHEDULE_ID_PREFIX
+from ..ops._setup import setup_namespace
 from . import _crons
 from ._clock import MIN_SPAN, Clock, own_now
 from ._errors import TestEnvError

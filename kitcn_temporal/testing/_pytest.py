@@ -131,7 +131,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _outermost = None
     if _session is None or os.environ.get(_NO_HARD_EXIT) or not _temporal_runtime_started():
         return
-    from .._script import exit_now
+    from ..ops._script import exit_now
 
     exit_now(int(_session.exitstatus))
 

@@ -15,8 +15,8 @@ from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from .._devserver import DevServer, start_dev_server
-from .._setup import RETENTION
+from ..ops._devserver import DevServer, start_dev_server
+from ..ops._setup import RETENTION
 
 #: The dev server flags a TestEnv needs (``temporal server start-dev ...``): time skipping on
 #: the frontend (each workflow still opts in, so nothing else changes), and room for 100 000

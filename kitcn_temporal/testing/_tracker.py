@@ -32,8 +32,8 @@ from temporalio.client import (
     WorkflowHandle,
 )
 
-from .._cron_spec import SCHEDULE_ID_PREFIX
 from .._wire import JOB_WORKFLOW
+from ..crons._spec import SCHEDULE_ID_PREFIX
 from ._clock import own_now
 
 #: The note on a TestEnv's paused cron schedules.

@@ -23,7 +23,7 @@ from faultkit import FaultApp, Workers, fault_app
 from faultmatrix import CASES, Case, CliFailure, Matrix, assert_no_schedule, bad_request, case, cron_case, later
 from helpers import token, wait_state
 from kitcn_temporal import CronJobs, CRPCError, KitcnClient, create_caller, cron_jobs, private_mutation
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import wait_for
 
 MIB = 1024 * 1024

@@ -22,7 +22,7 @@ from clihelpers import Launcher, Running
 from faultkit import HERE, FaultApp, fault_app
 from helpers import token, wait_state
 from kitcn_temporal import STATE_KINDS, ScheduledFunction
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import wait_for
 
 GRACEFUL_S = 3.0

@@ -16,8 +16,8 @@ import pytest
 
 from faultkit import SIZES, FaultApp, Workers, fault_app, final_rows
 from helpers import token
-from kitcn_temporal._devserver import DevServer
 from kitcn_temporal._wire import JOB_WORKFLOW
+from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import wait_for
 
 #: The scenario runs in the first test's setup; the 5 000-job burst alone takes about 3 minutes here.

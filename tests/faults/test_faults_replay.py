@@ -38,8 +38,8 @@ from kitcn_temporal import (
     cron_jobs,
     setup_namespace,
 )
-from kitcn_temporal._devserver import start_dev_server
 from kitcn_temporal._wire import CALL_WORKFLOW, JobSpec
+from kitcn_temporal.ops._devserver import start_dev_server
 from testapp.probe import wait_for
 
 HISTORIES = HERE / "histories"

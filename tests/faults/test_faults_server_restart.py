@@ -20,7 +20,7 @@ import pytest
 from faultkit import SIZES, FaultApp, WorkerProcess, Workers, fault_app, final_rows
 from helpers import token
 from kitcn_temporal import ScheduledFunction, setup_namespace
-from kitcn_temporal._devserver import free_port, start_dev_server
+from kitcn_temporal.ops._devserver import free_port, start_dev_server
 from testapp.probe import wait_for
 
 #: Seconds from the first schedule call to the jobs' due time: room to schedule them all.

@@ -23,7 +23,7 @@ import pytest
 from faultkit import HEARTBEAT, SIZES, STICKY, WORKFLOW_TASK_TIMEOUT, FaultApp, Workers, fault_app, final_rows
 from helpers import token
 from kitcn_temporal import ScheduledFunction
-from kitcn_temporal._devserver import DevServer
+from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import wait_for
 
 #: A job hit by a kill is final this long after the kill (or its due time) at the latest:
