@@ -214,6 +214,7 @@ class App:
                 retry=retry,
                 heartbeat_ms=timedelta_to_ms(min(self.action_heartbeat_timeout, timeout)),
                 own_queue=proc.own_queue,
+                gated=proc.capped,
             )
         # Queries and mutations: transient faults retried with backoff, without limit; the
         # activity marks developer errors non-retryable, so they fail at once.
@@ -223,6 +224,7 @@ class App:
             timeout_ms=timedelta_to_ms(proc.timeout or self.mutation_timeout),
             retry=retry,
             own_queue=proc.own_queue,
+            gated=proc.capped,
         )
 
     def __repr__(self) -> str:

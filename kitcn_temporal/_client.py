@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from ._app import App
 from ._errors import CRPCError
 from ._wire import CALL_ID_PREFIX, CALL_WORKFLOW, CallSpec
+from .capacity._keys import concurrency_key
 from .crons._runtime import Crons
 from .execution._direct import call_here
 from .jobs._handles import Jobs
@@ -121,7 +122,7 @@ class KitcnClient:
         return await call_here(self.app, proc, name, self._jobs, auth=self.auth, args=payload)
 
     async def _call_on_worker(self, proc: Procedure, name: str, payload: dict[str, Any]) -> Any:
-        spec = CallSpec(name, self.app.exec_options(proc), payload, self.auth)
+        spec = CallSpec(name, self.app.exec_options(proc), payload, self.auth, concurrency_key(proc, name, payload))
         try:
             output = await self.client.execute_workflow(
                 CALL_WORKFLOW,

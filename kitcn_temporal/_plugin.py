@@ -26,7 +26,9 @@ from temporalio.worker import Worker, WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._app import App
+from .capacity._gate import GateWorkflow
 from .capacity._side_workers import FlowControl
+from .capacity._slots import gate_activities
 from .execution._activities import activity_for, procedure_activities
 from .execution._direct import guard_activities
 from .jobs._attempts import AnyWorkerInterceptor
@@ -72,8 +74,8 @@ class KitcnPlugin(SimplePlugin):
             data_converter=functools.partial(kitcn_data_converter, codec=self.codec),
             # The job, direct-action-call and commit-guard workflows; the procedures as
             # activities, and the one a fired commit guard runs.
-            workflows=[ScheduledFunctionWorkflow, CallWorkflow, CommitGuardWorkflow],
-            activities=[*procedure_activities(app), *guard_activities(app)],
+            workflows=[ScheduledFunctionWorkflow, CallWorkflow, CommitGuardWorkflow, GateWorkflow],
+            activities=[*procedure_activities(app), *guard_activities(app), *gate_activities(app)],
             # A job whose procedure this worker does not know is tried on the task queue's others;
             # with tracing, spans for starts, workflows and activities carried in Temporal headers.
             interceptors=interceptors,

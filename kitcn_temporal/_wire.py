@@ -65,6 +65,28 @@ KIND_CHANGED_ERROR = "KitcnKindChanged"
 CANCELED_ERROR = "KitcnCanceled"
 #: A canceled mutation job's recovery found no committed attempt: the job ends canceled.
 NOT_COMMITTED_ERROR = "KitcnNotCommitted"
+#: The procedure is paused, or capped across the fleet, and this run holds no slot: the job
+#: workflow asks the procedure's gate for one first.
+NEEDS_SLOT_ERROR = "KitcnNeedsSlot"
+
+#: Workflow type of a procedure's gate: its fleet-wide slots and its pause (one per procedure
+#: of an app in a namespace, workflow id :func:`gate_id`).
+GATE_WORKFLOW = "kitcn.Gate"
+GATE_ID_PREFIX = "kitcn-gate:"
+#: The local activity through which a job asks its procedure's gate for a slot.
+GATE_REQUEST_ACTIVITY = "kitcn.Gate.request"
+#: The local activity with which a gate looks for holders that ended without giving back their slot.
+GATE_CHECK_ACTIVITY = "kitcn.Gate.check"
+#: Signal from a gate to a waiting job (or direct call): its slot is granted.
+GRANT_SIGNAL = "kitcn_grant"
+#: Signal from a job to its gate: it ended (or was canceled while waiting), its slot is free.
+RELEASE_SIGNAL = "kitcn_release"
+
+
+def gate_id(name: str, task_queue: str) -> str:
+    """The workflow id of the gate of procedure ``name`` of the app on ``task_queue`` (two apps
+    sharing a namespace never share a gate; the gate runs on that queue)."""
+    return f"{GATE_ID_PREFIX}{name}@{task_queue}"
 
 
 @dataclass(frozen=True)
@@ -109,8 +131,10 @@ class ExecOptions:
     #: Actions only: a worker lost mid-action fails the job after this long.
     heartbeat_ms: int | None = None
     #: Runs on a task queue of its own (``<queue>@<procedure>``), whose workers enforce its
-    #: ``.rate_limit()`` and ``.concurrency()`` (a mutation then runs as a regular activity).
+    #: ``.rate_limit()`` and ``.worker_concurrency()`` (a mutation then runs as a regular activity).
     own_queue: bool = False
+    #: Capped across the fleet (``.concurrency``) when scheduled: ask the gate for a slot first.
+    gated: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> ExecOptions | None:
@@ -124,6 +148,7 @@ class ExecOptions:
                 retry=RetrySpec(**retry),
                 heartbeat_ms=data.get("heartbeat_ms"),
                 own_queue=bool(data.get("own_queue", False)),
+                gated=bool(data.get("gated", False)),
             )
         except (AttributeError, KeyError, TypeError, ValueError):
             return None
@@ -147,6 +172,8 @@ class JobSpec:
     #: A mutation run once the job has ended, whatever its state (``schedule.options(on_complete=)``).
     on_complete: str | None = None
     on_complete_options: ExecOptions | None = None
+    #: The value of the procedure's ``.concurrency(n, key=fn)`` key for this job's arguments.
+    concurrency_key: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> JobSpec:
@@ -163,6 +190,7 @@ class JobSpec:
             priority=data.get("priority"),
             on_complete=data.get("on_complete"),
             on_complete_options=None if callback is None else ExecOptions.from_dict(callback),
+            concurrency_key=data.get("concurrency_key"),
         )
 
 
@@ -174,6 +202,8 @@ class CallSpec:
     options: ExecOptions
     args: dict[str, Any]
     auth: Any = None
+    #: The value of the procedure's ``.concurrency(n, key=fn)`` key for ``args``.
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +223,8 @@ class ExecInput:
     #: Run no code: report a committed earlier attempt (its output, its jobs started) or fail
     #: with :data:`NOT_COMMITTED_ERROR` (a mutation job canceled while it retried).
     recover_only: bool = False
+    #: The run passed its procedure's gate (it holds a slot, or was let through a pause).
+    slot: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,6 +245,8 @@ class NewJob:
     on_complete_options: ExecOptions | None = None
     #: The encoded size of ``args`` in bytes (``-1``: unknown, measure when needed).
     args_bytes: int = -1
+    #: The value of the procedure's ``.concurrency(n, key=fn)`` key for ``args``.
+    concurrency_key: str | None = None
 
     def spec(self) -> JobSpec:
         """What the job's workflow runs."""
@@ -224,6 +258,7 @@ class NewJob:
             self.priority,
             self.on_complete,
             self.on_complete_options,
+            self.concurrency_key,
         )
 
     def summary(self) -> str:
@@ -251,6 +286,36 @@ class CronChange:
 
 #: What a mutation buffers: a job to start, a runtime cron to register or unregister, a job id to cancel.
 Intent = NewJob | CronChange | str
+
+
+@dataclass(frozen=True)
+class SlotRequest:
+    """A run asking its procedure's gate for a slot (job workflow -> request activity -> gate)."""
+
+    name: str
+    #: The asking workflow's id (a job id, or a direct call's): grants are signaled to it.
+    holder: str
+    key: str | None = None
+    #: 1 (first) to 5 (last); ``None``: 3, Temporal's default.
+    priority: int | None = None
+    fairness_key: str | None = None
+    fairness_weight: float = 1.0
+    #: When it was due, ms since the epoch: among equals, the earliest due goes first.
+    due_ms: int = 0
+    #: Filled by the worker that sends it, from its procedure's current definition (so a
+    #: deploy that changes a cap governs new grants): the fleet cap and the per-key cap.
+    limit: int | None = None
+    key_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class SlotAnswer:
+    """The gate's answer: let through now, or queued (and why, for the job's row)."""
+
+    granted: bool
+    #: The run holds a slot it must give back (``False`` for a paused, uncapped procedure let through).
+    holds: bool = False
+    waiting: str | None = None
 
 
 def completion(job_id: str, name: str, kind: StateKind, error: str | None, result: Any) -> dict[str, Any]:

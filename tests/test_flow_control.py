@@ -8,7 +8,7 @@ from temporalio.worker import Worker
 
 from conftest import connect
 from helpers import token, wait_state
-from kitcn_temporal import App, CRPCError, KitcnClient, create_caller, private_action, private_mutation
+from kitcn_temporal import App, CRPCError, KitcnClient, create_caller, private_action, private_mutation, private_query
 from kitcn_temporal.ops._devserver import DevServer
 from testapp import flow, targets
 from testapp.probe import RUNS, wait_for
@@ -148,7 +148,9 @@ async def test_the_rate_limit_holds_across_workers(kitcn: KitcnClient, app: App,
     assert runners == {kitcn.client.identity, "second-worker"}  # both workers ran some
 
 
-async def test_six_jobs_at_concurrency_two_never_run_more_than_two_at_once(kitcn: KitcnClient) -> None:
+async def test_six_jobs_at_worker_concurrency_two_run_at_most_two_at_once_in_a_worker(
+    kitcn: KitcnClient,
+) -> None:
     tok = token()
     jobs = [await create_caller(kitcn, flow).schedule.now.render(token=tok) for _ in range(6)]
     for job_id in jobs:
@@ -186,6 +188,9 @@ async def test_a_limited_mutation_runs_on_its_own_task_queue_and_still_retries_l
         lambda: private_action.rate_limit(per_second=float("inf")),
         lambda: private_action.concurrency(0),
         lambda: private_action.concurrency(1.5),  # type: ignore[arg-type]
+        lambda: private_action.worker_concurrency(0),
+        lambda: private_action.concurrency(2, key="user"),  # type: ignore[arg-type]
+        lambda: private_query.concurrency(2).query(lambda ctx: None),
     ],
     ids=[
         "priority 0",
@@ -195,6 +200,9 @@ async def test_a_limited_mutation_runs_on_its_own_task_queue_and_still_retries_l
         "per_second inf",
         "concurrency 0",
         "concurrency 1.5",
+        "worker_concurrency 0",
+        "concurrency key not callable",
+        "concurrency on a query",
     ],
 )
 def test_a_bad_flow_control_declaration_is_a_bad_request(declare) -> None:

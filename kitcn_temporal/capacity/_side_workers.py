@@ -4,7 +4,7 @@ concurrency-limited procedure, served by a worker beside every worker of the app
 * ``.rate_limit(per_second=x)``: the server's rate limit of that task queue (set through the
   task-queue config API, and as the side workers' own
   ``max_task_queue_activities_per_second``): at most x starts per second across every worker.
-* ``.concurrency(n)``: the side worker's ``max_concurrent_activities``: at most n running at
+* ``.worker_concurrency(n)``: the side worker's ``max_concurrent_activities``: at most n running at
   once in each worker process. Temporal has no global concurrency cap; kitcn adds no
   semaphore or queue of its own.
 
@@ -58,8 +58,8 @@ class FlowControl:
         proc = self.limited[name]
         config["activities"] = [self._activity_for(self.app, name, proc)]
         config["workflows"] = []
-        if proc.concurrency is not None:
-            config["max_concurrent_activities"] = proc.concurrency
+        if proc.worker_concurrency is not None:
+            config["max_concurrent_activities"] = proc.worker_concurrency
         if proc.rate_limit is not None:
             config["max_task_queue_activities_per_second"] = proc.rate_limit
         return config
@@ -82,7 +82,7 @@ class FlowControl:
                     client,
                     task_queue=side,
                     activities=[self._activity_for(self.app, name, proc)],
-                    max_concurrent_activities=proc.concurrency,
+                    max_concurrent_activities=proc.worker_concurrency,
                     max_task_queue_activities_per_second=proc.rate_limit,
                     graceful_shutdown_timeout=config.get("graceful_shutdown_timeout") or _NO_GRACE,
                 )

@@ -23,6 +23,7 @@ from .._errors import CRPCError, exception_text
 from .._wire import (
     CANCELED_ERROR,
     KIND_CHANGED_ERROR,
+    NEEDS_SLOT_ERROR,
     NOT_COMMITTED_ERROR,
     UNKNOWN_PROCEDURE_ERROR,
     ExecInput,
@@ -30,6 +31,7 @@ from .._wire import (
     timedelta_to_ms,
     without_defaults,
 )
+from ..capacity._slots import is_paused
 from ..crons._schedules import apply_change
 from ..jobs._handles import Jobs
 from ..jobs._unit import Unit
@@ -98,6 +100,8 @@ async def execute(app: App, name: str, proc: Procedure, inp: ExecInput) -> Any:
     )
     if inp.recover_only:
         return await _recover(app, name, unit)
+    if not inp.slot and info.attempt == 1:
+        await _refuse_without_a_pass(app, name, proc, inp, jobs)
     if proc.kind != "action" and inp.job_id is not None and info.attempt > 1:
         await _refuse_if_canceled(jobs, inp.job_id, name)
     run = run_procedure(app, proc, name, unit, auth=inp.auth, job=job, args=inp.args)
@@ -121,6 +125,24 @@ def _kind_changed(app: App, name: str, proc: Procedure, scheduled: str) -> Appli
         f"{name} was scheduled as a {scheduled} but is now a {proc.kind}",
         {"kind": proc.kind, "options": without_defaults(app.exec_options(proc))},
         type=KIND_CHANGED_ERROR,
+        non_retryable=True,
+        category=ApplicationErrorCategory.BENIGN,
+    )
+
+
+async def _refuse_without_a_pass(app: App, name: str, proc: Procedure, inp: ExecInput, jobs: Jobs) -> None:
+    """A run that did not pass its procedure's gate does not start if it needs to: the
+    procedure is capped across the fleet (since a deploy, if the job did not know), or it is a
+    job of a paused procedure (one describe of the gate; a direct call is never paused)."""
+    if proc.capped:
+        reason = "it is capped across the fleet"
+    elif inp.job_id is not None and await is_paused(jobs.client, jobs.task_queue or app.task_queue, name):
+        reason = "it is paused"
+    else:
+        return
+    raise ApplicationError(
+        f"{name} needs a slot of its gate: {reason}",
+        type=NEEDS_SLOT_ERROR,
         non_retryable=True,
         category=ApplicationErrorCategory.BENIGN,
     )

@@ -34,16 +34,22 @@ from temporalio.worker import (
 
 from .._wire import (
     CANCELED_ERROR,
+    GATE_REQUEST_ACTIVITY,
     KIND_CHANGED_ERROR,
     MEMO_ERROR,
     MEMO_WAITING,
+    NEEDS_SLOT_ERROR,
     NOT_COMMITTED_ERROR,
+    RELEASE_SIGNAL,
     SA_STATE,
     TRANSIENT_ACTION_ERROR,
     UNKNOWN_PROCEDURE_ERROR,
     ExecInput,
     ExecOptions,
+    SlotAnswer,
+    SlotRequest,
     StateKind,
+    gate_id,
     procedure_queue,
 )
 
@@ -67,12 +73,19 @@ class Execution:
     """
 
     def __init__(
-        self, name: str, options: ExecOptions, inp: ExecInput, updates: list[SearchAttributeUpdate[Any]]
+        self,
+        name: str,
+        options: ExecOptions,
+        inp: ExecInput,
+        updates: list[SearchAttributeUpdate[Any]],
+        slot: Slot,
     ) -> None:
         self.name = name
         self.options = options
         self.inp = inp
         self.updates = updates
+        #: The procedure's gate: a capped or paused procedure runs once it lets the job through.
+        self.slot = slot
         self.cancel_requested = False
         self.in_progress = False
         #: When a worker first said it does not know the procedure, and the grace it gives.
@@ -81,6 +94,30 @@ class Execution:
         self.reroutes = 0
 
     async def outcome(self) -> Any:
+        try:
+            if self.options.gated:
+                await self._through_gate()
+            return await self._attempts()
+        finally:
+            await self.slot.release()
+
+    async def _through_gate(self) -> None:
+        """Wait (pending) until the procedure's gate lets the job through; a cancel meanwhile
+        ends it canceled before any attempt."""
+        if self.in_progress:  # an action refused for want of a slot is pending again
+            self.in_progress = False
+            self.updates.append(SA_STATE.value_set("pending"))
+        if self.updates:
+            workflow.upsert_search_attributes(self.updates)
+            self.updates = []
+        try:
+            await self.slot.acquire()
+        except asyncio.CancelledError:
+            self.cancel_requested = True
+            record_state("canceled", [])
+            raise
+
+    async def _attempts(self) -> Any:
         while True:
             if self.options.kind == "action" and not self.in_progress:
                 self.in_progress = True
@@ -96,6 +133,9 @@ class Execution:
                 if refused or (self.cancel_requested and isinstance(cause, CancelledError)):
                     self.cancel_requested = True
                     return await self._end_canceled()
+                if needs_slot(err) and not self.slot.passed:
+                    await self._through_gate()  # capped since it was scheduled, or paused
+                    continue
                 await self._before_trying_again(err)
                 continue
             if self.unknown is not None:
@@ -121,7 +161,7 @@ class Execution:
                 handle.cancel()
 
     def _input(self, **changes: Any) -> ExecInput:
-        return dataclasses.replace(self.inp, kind=self.options.kind, **changes)
+        return dataclasses.replace(self.inp, kind=self.options.kind, slot=self.slot.passed, **changes)
 
     async def _end_canceled(self) -> Any:
         """The cancel stopped the procedure: ``canceled``, unless an attempt had committed.
@@ -192,6 +232,61 @@ class Execution:
     def _fail(self, failure: ApplicationError) -> NoReturn:
         record_state("failed", [], failure.message)
         raise failure
+
+
+class Slot:
+    """A run's passage through its procedure's gate (``capacity``'s gate workflow).
+
+    :meth:`acquire` asks through a local activity (update-with-start on the gate) and, when
+    queued, waits for the gate's grant signal, which the workflow hands to :meth:`grant`;
+    :meth:`release` gives a held slot back (also for a run canceled while it waited).
+    """
+
+    def __init__(self) -> None:
+        self.request: SlotRequest | None = None
+        self.granted = False
+        #: The gate let the run through (its attempts may start).
+        self.passed = False
+        #: The run holds a slot to give back when it ends, or a place in the queue.
+        self.holds = False
+
+    def configure(self, request: SlotRequest) -> None:
+        self.request = request
+
+    def grant(self) -> None:
+        self.granted = True
+
+    async def acquire(self) -> None:
+        request = self.request
+        if request is None or self.passed:
+            self.passed = True
+            return
+        answer: SlotAnswer = await workflow.execute_local_activity(
+            GATE_REQUEST_ACTIVITY, request, result_type=SlotAnswer, start_to_close_timeout=timedelta(seconds=30)
+        )
+        self.holds = answer.holds or not answer.granted
+        if not answer.granted:
+            workflow.upsert_memo({MEMO_WAITING: answer.waiting})
+            await workflow.wait_condition(lambda: self.granted)
+            workflow.upsert_memo({MEMO_WAITING: None})
+        self.passed = True
+
+    async def release(self) -> None:
+        if not self.holds or self.request is None:
+            return
+        self.holds = False
+        try:
+            await workflow.get_external_workflow_handle(gate_id(self.request.name, workflow.info().task_queue)).signal(
+                RELEASE_SIGNAL, self.request.holder
+            )
+        except FailureError as err:  # the gate is gone: nothing holds the slot any more
+            workflow.logger.warning("could not give back the slot of %s: %s", self.request.holder, err)
+
+
+def needs_slot(err: FailureError) -> bool:
+    """Whether an attempt was refused for want of a pass through the procedure's gate."""
+    cause = _cause(err)
+    return isinstance(cause, ApplicationError) and cause.type == NEEDS_SLOT_ERROR
 
 
 def _cause(err: FailureError) -> BaseException | None:

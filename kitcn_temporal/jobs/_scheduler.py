@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import CRPCError
 from .._wire import NewJob, completion, keyed_job_id, ms_to_datetime, now_ms, timedelta_to_ms
+from ..capacity._keys import concurrency_key
 from ..procedures._codec import encode_job_args, validate_input
 from ..procedures._names import check_job_id, check_key
 from ..procedures._procedures import Procedure, check_priority
@@ -53,6 +54,16 @@ class Scheduler:
         self._unit = unit
         self._readonly = readonly or unit.mode == "none"
         self._public_only = public_only
+
+    @property
+    def app(self) -> App:
+        """The app whose procedures it schedules."""
+        return self._app
+
+    @property
+    def task_queue(self) -> str:
+        """Where the jobs it starts run (the app's queue, or its client's)."""
+        return self._unit.jobs.task_queue or self._app.task_queue
 
     @property
     def immediate(self) -> bool:
@@ -127,6 +138,7 @@ class Scheduler:
             proc.priority if options.priority is None else check_priority(options.priority, f"priority of {name}")
         )
         callback = None if options.on_complete is None else self._callback(options.on_complete, name)
+        slot_key = concurrency_key(proc, name, payload)
         check_limits(unit, name, size)
         job = NewJob(
             unit.next_job_id(name) if key is None else keyed_job_id(key),
@@ -139,6 +151,7 @@ class Scheduler:
             on_complete=None if callback is None else self._app.name_of(callback),
             on_complete_options=None if callback is None else self._app.exec_options(callback),
             args_bytes=size,
+            concurrency_key=slot_key,
         )
         if unit.mode == "buffered":
             if key is not None and not await self._buffer_keyed(job):

@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from .._errors import CRPCError
+from ..capacity import _slots as slots
 from ..ops._encryption import decrypting
 from ..procedures._names import check_procedure_name
 from ._handles import Jobs
@@ -193,6 +194,33 @@ class SystemTable:
         if job.state.kind != "failed":
             raise CRPCError("BAD_REQUEST", f"job {job_id} is {job.state.kind}: only a failed job can be retried")
         return await self._scheduler.run_after(0, job.name, job.args, priority=job.priority)
+
+    async def pause(self, name: str) -> None:
+        """Pause procedure ``name`` in the namespace: its due jobs and cron runs wait (``pending``,
+        ``waiting`` says so); running ones finish. Survives worker restarts; ``NOT_FOUND`` for a
+        procedure the app does not have."""
+        await slots.pause(self._client, *self._gate_of(name, "pause"))
+
+    async def resume(self, name: str) -> None:
+        """Resume procedure ``name``: its waiting jobs start, by priority, fairness, then due time."""
+        await slots.resume(self._client, *self._gate_of(name, "resume"))
+
+    async def paused(self) -> list[str]:
+        """The paused procedures of the namespace, sorted (the app's own read at once)."""
+        if self._scheduler is None:
+            return await slots.paused_names(self._client, "")
+        app = self._scheduler.app
+        return await slots.paused_names(self._client, self._scheduler.task_queue, app.procedures)
+
+    def _gate_of(self, name: str, verb: str) -> tuple[str, str]:
+        """The task queue and name of a procedure's gate, checked."""
+        if self._scheduler is None:
+            raise CRPCError("BAD_REQUEST", f"{verb} needs the app: use KitcnClient.system or ctx.system")
+        if not self._scheduler.immediate:
+            raise CRPCError("BAD_REQUEST", f"{verb} takes effect at once: call it from an action or a client")
+        if not isinstance(name, str) or name not in self._scheduler.app.procedures:
+            raise CRPCError("NOT_FOUND", f"cannot {verb} {name!r}: the app has no such procedure")
+        return self._scheduler.task_queue, name
 
     async def get(self, job_id: str) -> ScheduledFunction | None:
         """The job with this id, or ``None`` if there is none (a malformed id raises BAD_REQUEST)."""

@@ -13,6 +13,7 @@ Layer: jobs.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 from .._wire import (
     CALL_WORKFLOW,
+    GRANT_SIGNAL,
     JOB_WORKFLOW,
     MEMO_ARGS,
     MEMO_SPEC,
@@ -29,12 +31,13 @@ from .._wire import (
     CallSpec,
     ExecInput,
     JobSpec,
+    SlotRequest,
     StateKind,
     completion,
     datetime_to_ms,
 )
 from ..ops._metrics import count_finished, count_scheduled, record_lateness
-from ._attempts import Execution, job_failure, record_state, start_procedure
+from ._attempts import Execution, Slot, job_failure, needs_slot, record_state, start_procedure
 
 #: Set by Temporal on each run a schedule starts: the time the run was due (a backfilled run
 #: starts later than that).
@@ -49,8 +52,16 @@ class ScheduledFunctionWorkflow:
     The job's state lives in the ``KitcnState`` search attribute and agrees with
     Temporal's execution status: ``pending``/``inProgress`` while Running, then
     ``success`` (Completed), ``failed`` (Failed) or ``canceled`` (Canceled). A job with
-    ``on_complete`` records its state before its callback runs, and closes after it.
+    ``on_complete`` records its state before its callback runs, and closes after it. A job of
+    a capped or paused procedure waits, pending, for its gate's grant (``kitcn_grant``).
     """
+
+    def __init__(self) -> None:
+        self._slot = Slot()
+
+    @workflow.signal(name=GRANT_SIGNAL)
+    def _grant(self) -> None:
+        self._slot.grant()
 
     @workflow.run
     async def run(self, input: dict[str, Any]) -> Any:
@@ -84,10 +95,13 @@ class ScheduledFunctionWorkflow:
             raise
         _record_lateness(spec, scheduled)
         inp = ExecInput(args=args, exec_id=info.workflow_id, job_id=info.workflow_id, scheduled_time=scheduled)
+        self._slot.configure(
+            SlotRequest(spec.name, info.workflow_id, key=spec.concurrency_key, priority=spec.priority, due_ms=scheduled)
+        )
         try:
             # A mutation canceled once due may have had an attempt on a worker since lost: the
             # cancel reaches it in the execution, which looks for a committed attempt.
-            result = await Execution(spec.name, spec.options, inp, updates).outcome()
+            result = await Execution(spec.name, spec.options, inp, updates, self._slot).outcome()
         except asyncio.CancelledError:
             _count_end(spec, "canceled")
             await _complete(spec, "canceled")
@@ -142,13 +156,32 @@ async def _complete(spec: JobSpec, state: StateKind, *, error: str | None = None
 
 @workflow.defn(name=CALL_WORKFLOW, sandboxed=False)
 class CallWorkflow:
-    """A direct call from a KitcnClient, run on a worker so that it has a procedure context."""
+    """A direct call from a KitcnClient, run on a worker so that it has a procedure context.
+
+    A call of a capped procedure takes a slot of its gate first, as a job does.
+    """
+
+    def __init__(self) -> None:
+        self._slot = Slot()
+
+    @workflow.signal(name=GRANT_SIGNAL)
+    def _grant(self) -> None:
+        self._slot.grant()
 
     @workflow.run
     async def run(self, spec: CallSpec) -> Any:
         call_id = workflow.info().workflow_id
         inp = ExecInput(args=spec.args, exec_id=call_id, auth=spec.auth, kind=spec.options.kind)
+        self._slot.configure(SlotRequest(spec.name, call_id, key=spec.concurrency_key))
         try:
-            return await start_procedure(spec.name, spec.options, inp)
-        except FailureError as err:
-            raise job_failure(spec.name, spec.options, err) from None
+            if spec.options.gated:
+                await self._slot.acquire()
+            while True:
+                try:
+                    return await start_procedure(spec.name, spec.options, replace(inp, slot=self._slot.passed))
+                except FailureError as err:
+                    if not needs_slot(err) or self._slot.passed:
+                        raise job_failure(spec.name, spec.options, err) from None
+                    await self._slot.acquire()  # capped since the call was made
+        finally:
+            await self._slot.release()

@@ -62,13 +62,24 @@ class Procedure:
     priority: int | None = None
     #: At most this many starts per second across every worker (enforced by the server).
     rate_limit: float | None = None
-    #: At most this many running at once in each worker process.
+    #: At most this many running at once in each worker process (``.worker_concurrency``).
+    worker_concurrency: int | None = None
+    #: At most this many running at once across every worker of the namespace (``.concurrency(n)``).
     concurrency: int | None = None
+    #: ``.concurrency(n, key=fn)``: at most ``key_concurrency`` running at once per value of
+    #: ``concurrency_key(input)``, across every worker.
+    key_concurrency: int | None = None
+    concurrency_key: Callable[[Any], str] | None = None
 
     @property
     def own_queue(self) -> bool:
         """Whether it runs on a task queue of its own (its limits are that queue's)."""
-        return self.rate_limit is not None or self.concurrency is not None
+        return self.rate_limit is not None or self.worker_concurrency is not None
+
+    @property
+    def capped(self) -> bool:
+        """Whether its runs take a slot of a fleet-wide cap (``.concurrency``) before they start."""
+        return self.concurrency is not None or self.key_concurrency is not None
 
     @property
     def is_async(self) -> bool:
@@ -97,7 +108,10 @@ class ProcedureBuilder:
     _timeout: timedelta | None = None
     _priority: int | None = None
     _rate_limit: float | None = None
+    _worker_concurrency: int | None = None
     _concurrency: int | None = None
+    _key_concurrency: int | None = None
+    _concurrency_key: Callable[[Any], str] | None = None
 
     def input(self, model: type[BaseModel]) -> ProcedureBuilder:
         """Validate the input with this pydantic model before the handler runs."""
@@ -174,15 +188,32 @@ class ProcedureBuilder:
             raise DeclarationError(f".rate_limit(per_second=...) takes a finite number > 0, not {per_second!r}")
         return replace(self, _rate_limit=float(per_second))
 
-    def concurrency(self, limit: int) -> ProcedureBuilder:
+    def worker_concurrency(self, limit: int) -> ProcedureBuilder:
         """At most ``limit`` executions of this procedure running at once in each worker process.
 
-        A per-worker limit (the worker's slots on the procedure's own task queue): Temporal has
-        no global concurrency cap, and kitcn adds no semaphore of its own.
+        The worker's slots on the procedure's own task queue; for a cap over every worker
+        together, use :meth:`concurrency`.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise DeclarationError(f".concurrency() takes a whole number >= 1, not {limit!r}")
-        return replace(self, _concurrency=limit)
+        return replace(self, _worker_concurrency=_check_limit(limit, ".worker_concurrency()"))
+
+    def concurrency(self, limit: int, *, key: Callable[[Any], str] | None = None) -> ProcedureBuilder:
+        """At most ``limit`` runs of this procedure at once across every worker of the namespace.
+
+        ``key=fn``: at most ``limit`` at once per value of ``fn(input)`` (``fn`` takes the
+        validated input model and returns a ``str``; it runs at the schedule call, so the key
+        is known then and shown on the job's row). ``.concurrency(5).concurrency(1, key=fn)``
+        stacks both. Jobs, cron runs and action calls run on a worker take a slot from the
+        procedure's gate workflow (``kitcn-gate:<name>``) before they start, and give it back
+        when they end; a direct query or mutation run in a caller's process takes none.
+        """
+        checked = _check_limit(limit, ".concurrency()")
+        if key is None:
+            return replace(self, _concurrency=checked)
+        if not callable(key):
+            raise DeclarationError(
+                f".concurrency(key=...) takes a function of the input that returns a str, not {key!r}"
+            )
+        return replace(self, _key_concurrency=checked, _concurrency_key=key)
 
     def query(self, fn: Handler) -> Procedure:
         """Terminal: a query (reads only; cannot schedule)."""
@@ -201,10 +232,11 @@ class ProcedureBuilder:
             raise TypeError(f"this builder makes {self.kind}s: end it with .{self.kind}(fn), not .{kind}(fn)")
         if not callable(fn):
             raise TypeError(f".{kind}() takes a function (ctx, input), not {fn!r}")
-        if kind == "query" and (self._priority, self._rate_limit, self._concurrency) != (None, None, None):
+        limits = (self._priority, self._rate_limit, self._worker_concurrency, self._concurrency, self._key_concurrency)
+        if kind == "query" and limits != (None,) * len(limits):
             raise DeclarationError(
-                "a query is never scheduled: .priority(), .rate_limit() and .concurrency() are for "
-                "mutations and actions"
+                "a query is never scheduled: .priority(), .rate_limit(), .concurrency() and "
+                ".worker_concurrency() are for mutations and actions"
             )
         takes_input, annotated_input, annotated_output = _inspect_handler(fn)
         input_model = self._input or annotated_input
@@ -226,8 +258,17 @@ class ProcedureBuilder:
             takes_input=takes_input,
             priority=self._priority,
             rate_limit=self._rate_limit,
+            worker_concurrency=self._worker_concurrency,
             concurrency=self._concurrency,
+            key_concurrency=self._key_concurrency,
+            concurrency_key=self._concurrency_key,
         )
+
+
+def _check_limit(limit: Any, option: str) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise DeclarationError(f"{option} takes a whole number >= 1, not {limit!r}")
+    return limit
 
 
 def _inspect_handler(fn: Handler) -> tuple[bool, type[BaseModel] | None, Any]:

@@ -44,7 +44,7 @@ async def limited(ctx, input: TokenIn) -> None:
 _running: dict[str, int] = {}
 
 
-@private_action.input(TokenIn).concurrency(2).action
+@private_action.input(TokenIn).worker_concurrency(2).action
 async def render(ctx, input: TokenIn) -> None:
     """At most 2 at once in a worker process: records how many run when it starts."""
     _running[input.token] = _running.get(input.token, 0) + 1
@@ -53,7 +53,7 @@ async def render(ctx, input: TokenIn) -> None:
     _running[input.token] -= 1
 
 
-@private_mutation.input(TokenIn).concurrency(1).mutation
+@private_mutation.input(TokenIn).worker_concurrency(1).mutation
 async def serial_mutation(ctx, input: TokenIn) -> int:
     """A limited mutation runs as a regular activity on its own queue."""
     RUNS[input.token].append(ctx.job.id)
@@ -78,7 +78,7 @@ async def schedule_keyed_then_fail_once(ctx, input: KeyedIn) -> str:
     return job_id
 
 
-@private_action.input(TokenIn).concurrency(1).action
+@private_action.input(TokenIn).worker_concurrency(1).action
 async def limited_scheduler(ctx, input: TokenIn) -> str:
     """A limited action (on its own task queue) that schedules a job: the job runs where jobs run."""
     return await create_caller(ctx, sys.modules[__name__]).schedule.now.record_order(token=input.token)

@@ -114,7 +114,7 @@ async def completed(ctx, input: Completion) -> None:
     ctx.db.add(Effect(job_id=input.job_id, token=input.state.kind, kind="completed"))
 
 
-@private_mutation.input(BumpIn).concurrency(1).mutation
+@private_mutation.input(BumpIn).worker_concurrency(1).mutation
 async def serial_bump(ctx, input: BumpIn) -> None:
     """Concurrency-limited: a regular activity on a task queue of its own."""
     ctx.db.add(Effect(job_id=run_id(ctx), token=input.token, kind="serial"))

@@ -1,0 +1,241 @@
+"""A procedure's gate: its fleet-wide slots and its pause, as one Temporal workflow.
+
+The resource-pool pattern: one long-lived workflow per procedure name (``kitcn-gate:<name>``)
+holds who runs (``holders``) and who waits (``waiters``). A run asks through an update (its
+worker's request activity, update-with-start) and is answered at once: let through, or queued.
+A queued run waits in its own workflow for the gate's grant signal; every run that holds a slot
+signals its release when it ends (also when canceled while waiting). Waiters get slots by
+priority, then fairness (the fairness key served least, by weight), then due time, then arrival.
+
+A holder that ends without its release (terminated by an operator) is found by a check the
+gate runs only while runs wait and no slot is free: every :data:`LEASE_CHECK` it asks a local
+activity which holders are closed. A holder whose worker died is not such a case: its job
+workflow lives on, notices the lost activity within its heartbeat timeout, and releases.
+
+The history stays bounded: the gate continues as new with its state when Temporal suggests it.
+
+Deterministic code, replayed from history; imports only ``_wire``. Like the job workflow it
+runs outside the sandbox (it never runs user code).
+
+Layer: capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ApplicationError
+
+from .._wire import (
+    GATE_CHECK_ACTIVITY,
+    GATE_WORKFLOW,
+    GRANT_SIGNAL,
+    RELEASE_SIGNAL,
+    SA_FUNCTION,
+    SlotAnswer,
+    SlotRequest,
+)
+
+#: While runs wait and every slot is taken, how often the gate checks that its holders still run.
+LEASE_CHECK = timedelta(seconds=30)
+#: Continue as new past this many events even if Temporal does not suggest it yet.
+MAX_HISTORY_EVENTS = 4000
+#: The gate's state as a search attribute: ``open`` or ``paused`` (``jobs paused`` lists these).
+SA_GATE = SearchAttributeKey.for_keyword("KitcnState")
+DEFAULT_PRIORITY = 3
+
+
+@dataclass
+class GateState:
+    """Everything a gate knows; carried across continue-as-new."""
+
+    name: str
+    limit: int | None = None
+    key_limit: int | None = None
+    paused: bool = False
+    #: Holder (workflow id) -> its key.
+    holders: dict[str, str | None] = field(default_factory=dict)
+    waiters: list[SlotRequest] = field(default_factory=list)
+    #: Fairness key -> slots granted, each weighted 1 / weight: the least served goes first.
+    served: dict[str, float] = field(default_factory=dict)
+
+
+@workflow.defn(name=GATE_WORKFLOW, sandboxed=False)
+class GateWorkflow:
+    """One procedure's slots and pause. Updates: ``request``, ``pause``, ``resume``; signal: release."""
+
+    @workflow.init
+    def __init__(self, state: GateState) -> None:
+        # The state is known before any handler runs (update-with-start delivers the first
+        # request with the start).
+        self.state = state
+        self._signals: set[asyncio.Task[None]] = set()
+
+    @workflow.run
+    async def run(self, state: GateState) -> None:
+        self._publish()
+        while not _should_continue_as_new():
+            await self._idle(self._contended())
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._signals)
+        workflow.continue_as_new(self.state)
+
+    async def _idle(self, contended: bool) -> None:
+        """Wait for a reason to act: continue as new, or contention that changes; while
+        contended, check the holders every :data:`LEASE_CHECK`."""
+        try:
+            await workflow.wait_condition(
+                lambda: _should_continue_as_new() or self._contended() != contended,
+                timeout=LEASE_CHECK if contended else None,
+            )
+        except asyncio.TimeoutError:
+            await self._check_holders()
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    @workflow.update(name="request")
+    async def request(self, req: SlotRequest) -> SlotAnswer:
+        """Let a run through now, or queue it (answering why it waits)."""
+        state = self.state
+        state.limit, state.key_limit = req.limit, req.key_limit  # the newest definition governs
+        if req.holder in state.holders:  # asked again (a retried request): the same answer
+            return SlotAnswer(granted=True, holds=True)
+        if not self._capped() and not state.paused:
+            return SlotAnswer(granted=True)
+        if not any(w.holder == req.holder for w in state.waiters):
+            state.waiters.append(req)
+        self._grant_ready(answering=req.holder)
+        if req.holder in state.holders:
+            return SlotAnswer(granted=True, holds=True)
+        if not any(w.holder == req.holder for w in state.waiters):  # let through a pause, uncapped
+            return SlotAnswer(granted=True)
+        return SlotAnswer(granted=False, waiting=self.waiting_for(req))
+
+    @request.validator
+    def _check_request(self, req: SlotRequest) -> None:
+        if req.name != self.state.name:
+            raise ApplicationError(f"gate of {self.state.name} asked for a slot of {req.name}")
+
+    @workflow.signal(name=RELEASE_SIGNAL)
+    def release(self, holder: str) -> None:
+        """A holder ended, or a waiter was canceled: its slot (or its place) is free."""
+        self.state.holders.pop(holder, None)
+        self.state.waiters = [w for w in self.state.waiters if w.holder != holder]
+        self._grant_ready()
+
+    @workflow.update(name="pause")
+    def pause(self) -> bool:
+        """Hold every run that has not started; returns whether it was running before."""
+        was = not self.state.paused
+        self.state.paused = True
+        self._publish()
+        return was
+
+    @workflow.update(name="resume")
+    def resume(self) -> bool:
+        """Let waiting runs through, in order; returns whether it was paused."""
+        was = self.state.paused
+        self.state.paused = False
+        self._publish()
+        self._grant_ready()
+        return was
+
+    @workflow.query(name="state")
+    def describe(self) -> GateState:
+        return self.state
+
+    # -- granting ---------------------------------------------------------------------------
+
+    def waiting_for(self, req: SlotRequest) -> str:
+        """Why ``req`` waits, as its job's row says it."""
+        state = self.state
+        if state.paused:
+            return "paused"
+        if state.limit is not None and len(state.holders) >= state.limit:
+            return f"concurrency: {len(state.holders)} of {state.limit} running"
+        if state.key_limit is not None and req.key is not None:
+            used = self._key_use(req.key)
+            if used >= state.key_limit:
+                return f"concurrency {req.key}: {used} of {state.key_limit} running"
+        return "concurrency: waiting for a slot"
+
+    def _contended(self) -> bool:
+        """Runs wait that a free slot would let through: only then may a holder have leaked."""
+        return bool(self.state.waiters) and not self.state.paused and self._capped() and not self._grantable()
+
+    def _capped(self) -> bool:
+        return self.state.limit is not None or self.state.key_limit is not None
+
+    def _key_use(self, key: str) -> int:
+        return sum(1 for k in self.state.holders.values() if k == key)
+
+    def _fits(self, req: SlotRequest) -> bool:
+        state = self.state
+        if state.limit is not None and len(state.holders) >= state.limit:
+            return False
+        return state.key_limit is None or req.key is None or self._key_use(req.key) < state.key_limit
+
+    def _grantable(self) -> bool:
+        return any(self._fits(w) for w in self.state.waiters)
+
+    def _order(self, req: SlotRequest) -> tuple[int, float, int]:
+        priority = DEFAULT_PRIORITY if req.priority is None else req.priority
+        return priority, self.state.served.get(req.fairness_key or "", 0.0), req.due_ms
+
+    def _grant_ready(self, answering: str | None = None) -> None:
+        """Grant every waiter that fits, best first; each is signaled (but ``answering``, who
+        hears it in the update's answer)."""
+        state = self.state
+        if state.paused:
+            return
+        while True:
+            fitting = [w for w in state.waiters if not self._capped() or self._fits(w)]
+            if not fitting:
+                return
+            best = min(fitting, key=self._order)  # min keeps arrival order among equals
+            state.waiters.remove(best)
+            if self._capped():
+                state.holders[best.holder] = best.key
+                fairness = best.fairness_key or ""
+                state.served[fairness] = state.served.get(fairness, 0.0) + 1.0 / max(best.fairness_weight, 1e-6)
+            if best.holder != answering:
+                self._signal_grant(best.holder)
+
+    def _signal_grant(self, holder: str) -> None:
+        task = asyncio.create_task(self._deliver(holder))
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
+
+    async def _deliver(self, holder: str) -> None:
+        try:
+            await workflow.get_external_workflow_handle(holder).signal(GRANT_SIGNAL)
+        except Exception:  # the holder is gone (terminated, or ended meanwhile): free its slot
+            self.state.holders.pop(holder, None)
+            self._grant_ready()
+
+    async def _check_holders(self) -> None:
+        """Free the slots of holders that ended without giving them back."""
+        holders = sorted(self.state.holders)
+        if not holders:
+            return
+        closed: list[str] = await workflow.execute_local_activity(
+            GATE_CHECK_ACTIVITY, holders, result_type=list[str], start_to_close_timeout=timedelta(seconds=30)
+        )
+        for holder in closed:
+            self.state.holders.pop(holder, None)
+        if closed:
+            workflow.logger.warning("gate %s: freed the slots of ended holders %s", self.state.name, closed)
+            self._grant_ready()
+
+    def _publish(self) -> None:
+        workflow.upsert_search_attributes(
+            [SA_FUNCTION.value_set(self.state.name), SA_GATE.value_set("paused" if self.state.paused else "open")]
+        )
+
+
+def _should_continue_as_new() -> bool:
+    info = workflow.info()
+    return info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_HISTORY_EVENTS

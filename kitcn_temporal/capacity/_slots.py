@@ -1,0 +1,138 @@
+"""The client and activity side of the gates: asking for a slot, pausing, resuming.
+
+* ``gate_activities(app)``: the local activities every worker registers: a job's slot request
+  (update-with-start on the procedure's gate, carrying the worker's current caps) and the
+  gate's check of its holders.
+* :func:`pause`, :func:`resume`, :func:`paused_names`, :func:`is_paused`: the namespace's
+  pauses (``system.pause`` and ``kitcn-temporal jobs pause`` use them).
+
+Layer: capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from .._app import App
+from .._wire import (
+    GATE_CHECK_ACTIVITY,
+    GATE_REQUEST_ACTIVITY,
+    GATE_WORKFLOW,
+    SA_FUNCTION,
+    SlotAnswer,
+    SlotRequest,
+    app_queue,
+    gate_id,
+)
+from ._gate import SA_GATE, GateState
+
+#: Gates listed at once by :func:`paused_names`.
+_LIST_LIMIT = 1000
+
+
+def gate_activities(app: App) -> list[Callable[..., Any]]:
+    """The local activities of the gates, registered on every worker of ``app``."""
+
+    @activity.defn(name=GATE_REQUEST_ACTIVITY)
+    async def request_slot(req: SlotRequest) -> SlotAnswer:
+        proc = app.procedures.get(req.name)
+        # This worker's definition: a deploy that changes a cap governs the grants after it.
+        limits = (None, None) if proc is None else (proc.concurrency, proc.key_concurrency)
+        req = dataclasses.replace(req, limit=limits[0], key_limit=limits[1])
+        queue = app_queue(activity.info().task_queue, req.name)
+        return await ask(activity.client(), queue, req)
+
+    @activity.defn(name=GATE_CHECK_ACTIVITY)
+    async def closed_holders(holders: list[str]) -> list[str]:
+        client = activity.client()
+        open_ = await asyncio.gather(*(_running(client, h) for h in holders))
+        return [h for h, running in zip(holders, open_, strict=True) if not running]
+
+    return [request_slot, closed_holders]
+
+
+async def ask(client: Client, task_queue: str, req: SlotRequest) -> SlotAnswer:
+    """Ask ``req.name``'s gate for a slot, starting the gate if it does not run yet."""
+    answer: SlotAnswer = await client.execute_update_with_start_workflow(
+        "request", req, start_workflow_operation=_start(req.name, task_queue), result_type=SlotAnswer
+    )
+    return answer
+
+
+async def pause(client: Client, task_queue: str, name: str) -> bool:
+    """Pause procedure ``name`` in the namespace; ``False`` if it was paused already."""
+    paused: bool = await client.execute_update_with_start_workflow(
+        "pause", start_workflow_operation=_start(name, task_queue), result_type=bool
+    )
+    return paused
+
+
+async def resume(client: Client, task_queue: str, name: str) -> bool:
+    """Resume procedure ``name``; ``False`` if it was not paused."""
+    try:
+        resumed: bool = await client.get_workflow_handle(gate_id(name, task_queue)).execute_update(
+            "resume", result_type=bool
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False  # no gate: never paused, nothing waits
+        raise
+    return resumed
+
+
+async def is_paused(client: Client, task_queue: str, name: str) -> bool:
+    """Whether procedure ``name`` is paused (one strongly consistent describe of its gate)."""
+    try:
+        desc = await client.get_workflow_handle(gate_id(name, task_queue)).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return desc.status == WorkflowExecutionStatus.RUNNING and desc.typed_search_attributes.get(SA_GATE) == "paused"
+
+
+async def paused_names(client: Client, task_queue: str, known: Iterable[str] = ()) -> list[str]:
+    """The paused procedures of the namespace, sorted: those of ``known`` (the app's on
+    ``task_queue``) read at once, a describe each; the others from visibility (about a second late)."""
+    known = sorted(set(known))
+    listed: set[str] = set()
+    query = f"WorkflowType = '{GATE_WORKFLOW}' AND ExecutionStatus = 'Running' AND {SA_GATE.name} = 'paused'"
+    async for execution in client.list_workflows(query, limit=_LIST_LIMIT):
+        name = execution.typed_search_attributes.get(SA_FUNCTION)
+        if name is not None and name not in known:
+            listed.add(name)
+    flags = await asyncio.gather(*(is_paused(client, task_queue, name) for name in known))
+    return sorted(listed | {name for name, paused in zip(known, flags, strict=True) if paused})
+
+
+def _start(name: str, task_queue: str) -> WithStartWorkflowOperation[Any, Any]:
+    return WithStartWorkflowOperation(
+        GATE_WORKFLOW,
+        GateState(name=name),
+        id=gate_id(name, task_queue),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"gate of {name}: its fleet-wide slots and pause",
+    )
+
+
+async def _running(client: Client, workflow_id: str) -> bool:
+    try:
+        desc = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return desc.status == WorkflowExecutionStatus.RUNNING
