@@ -21,7 +21,7 @@ from typing import Any
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.worker import Worker
 
-from bench import measure
+from bench import capacity, measure
 from bench.raw import RawJob, raw_noop
 from kitcn_temporal import App, KitcnClient, setup_namespace
 from kitcn_temporal._plugin import connect_when_ready
@@ -138,6 +138,8 @@ async def run(quick: bool) -> dict[str, Any]:
             results["schedules_per_s_unkeyed"] = keyed.rate("unkeyed")
             results["schedules_per_s_keyed"] = keyed.rate("keyed")
             results["ratio_keyed_schedule"] = keyed.ratio("keyed", "unkeyed")
+
+            results.update(await capacity.figures(kitcn, size.e2e, size.repeats))
 
             ek, er = await measure.sample_events(kitcn, raw_queue)
             results["events_per_job_kitcn"] = ek

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from clihelpers import cli
 from helpers import token, wait_state, worker_process
 from kitcn_temporal import App, CRPCError, KitcnClient, ScheduledFunction, create_caller
 from kitcn_temporal.ops._devserver import DevServer
@@ -308,3 +309,33 @@ async def test_a_deploy_that_changes_the_cap_governs_new_grants(
 
 async def hold_job(producer: KitcnClient, ledger: str, tag: str) -> str:
     return await producer.scheduler.run_after(0, "work.hold_slot", {"ledger": ledger, "tag": tag})
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+async def test_jobs_pause_resume_and_paused_on_the_command_line(
+    temporal_server: DevServer, app: App, kitcn: KitcnClient, ledger: str
+) -> None:
+    address, app_args = temporal_server.address, ["--app", "testapp", "--task-queue", app.task_queue]
+    paused = await cli(address, "jobs", "pause", "capacity.plain", *app_args, "--json")
+    assert paused.code == 0, paused.err
+    assert paused.json() == {"name": "capacity.plain", "paused": True}
+    try:
+        listed = await cli(address, "jobs", "paused", *app_args, "--json")
+        assert "capacity.plain" in listed.json()
+        job_id = await create_caller(kitcn, capacity).schedule.now.plain(ledger=ledger, tag="cli")
+        row = await waiting_row(kitcn, job_id)
+        assert row.waiting == "paused"
+        got = await cli(address, "jobs", "get", job_id, "--json")
+        assert got.json()["paused"] is True and got.json()["waiting"] == "paused"
+        text = await cli(address, "jobs", "get", job_id)
+        assert "paused" in text.out
+    finally:
+        resumed = await cli(address, "jobs", "resume", "capacity.plain", *app_args)
+    assert resumed.code == 0, resumed.err
+    assert resumed.out == "capacity.plain resumed\n"
+    assert (await wait_state(kitcn, job_id)).state.kind == "success"
+    unknown = await cli(address, "jobs", "pause", "capacity.nope", *app_args)
+    assert unknown.code != 0
+    assert unknown.err.strip().count("\n") == 0 and "capacity.nope" in unknown.err  # one line, no traceback

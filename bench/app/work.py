@@ -7,7 +7,7 @@ import time
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from kitcn_temporal import MutationCtx, QueryCtx, private_mutation, private_query
+from kitcn_temporal import ActionCtx, MutationCtx, QueryCtx, private_action, private_mutation, private_query
 
 #: Start times of ``stamp`` runs by batch, for lateness (the worker runs in the bench process).
 STARTED: dict[str, list[float]] = {}
@@ -41,3 +41,15 @@ async def read(ctx: QueryCtx, input: NoopIn) -> int:
 async def schedule_later(ctx: MutationCtx, input: NoopIn) -> str:
     """A mutation that schedules one ``noop`` an hour out (its job only waits)."""
     return await ctx.scheduler.run_after(3_600_000, "work.noop", {"n": input.n})
+
+
+@private_action.input(NoopIn).action
+async def noop_action(ctx: ActionCtx, input: NoopIn) -> int:
+    """A zero-work action, uncapped."""
+    return input.n
+
+
+@private_action.input(NoopIn).concurrency(8).action
+async def capped_action(ctx: ActionCtx, input: NoopIn) -> int:
+    """The same action, at most 8 at once across the fleet."""
+    return input.n

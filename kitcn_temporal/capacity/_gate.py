@@ -39,6 +39,7 @@ from .._wire import (
     SlotAnswer,
     SlotRequest,
 )
+from ..ops._metrics import record_waiting
 
 #: While runs wait and every slot is taken, how often the gate checks that its holders still run.
 LEASE_CHECK = timedelta(seconds=30)
@@ -110,6 +111,7 @@ class GateWorkflow:
         self._grant_ready(answering=req.holder)
         if req.holder in state.holders:
             return SlotAnswer(granted=True, holds=True)
+        self._count_waiting()
         if not any(w.holder == req.holder for w in state.waiters):  # let through a pause, uncapped
             return SlotAnswer(granted=True)
         return SlotAnswer(granted=False, waiting=self.waiting_for(req))
@@ -125,6 +127,7 @@ class GateWorkflow:
         self.state.holders.pop(holder, None)
         self.state.waiters = [w for w in self.state.waiters if w.holder != holder]
         self._grant_ready()
+        self._count_waiting()
 
     @workflow.update(name="pause")
     def pause(self) -> bool:
@@ -132,6 +135,7 @@ class GateWorkflow:
         was = not self.state.paused
         self.state.paused = True
         self._publish()
+        self._count_waiting()
         return was
 
     @workflow.update(name="resume")
@@ -141,6 +145,7 @@ class GateWorkflow:
         self.state.paused = False
         self._publish()
         self._grant_ready()
+        self._count_waiting()
         return was
 
     @workflow.query(name="state")
@@ -229,6 +234,13 @@ class GateWorkflow:
         if closed:
             workflow.logger.warning("gate %s: freed the slots of ended holders %s", self.state.name, closed)
             self._grant_ready()
+
+    def _count_waiting(self) -> None:
+        """The ``kitcn_jobs_waiting`` gauge (replay-safe: the meter records nothing on replay)."""
+        waiting = len(self.state.waiters)
+        meter = workflow.metric_meter()
+        record_waiting(meter, self.state.name, "paused", waiting if self.state.paused else 0)
+        record_waiting(meter, self.state.name, "concurrency", 0 if self.state.paused else waiting)
 
     def _publish(self) -> None:
         workflow.upsert_search_attributes(

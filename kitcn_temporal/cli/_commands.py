@@ -18,6 +18,7 @@ from .._client import KitcnClient
 from ..jobs._handles import Jobs
 from ..jobs._status import MAX_PAGE_SIZE, PaginationResult, ScheduledFunction, SystemTable, jobs_query
 from ..ops._setup import RETENTION, SEARCH_ATTRIBUTES, SetupError, setup_namespace
+from ._capacity import job_paused, paused_note
 from ._connect import CliError, connect, connect_config, load_app
 from ._output import job_details, job_json, jobs_table, print_json
 from ._parse import UsageError, parse_args_json, parse_duration_ms, parse_time_ms
@@ -109,6 +110,9 @@ async def jobs_list(args: argparse.Namespace) -> int:
         print_json(page.model_dump(mode="json", by_alias=True))
         return 0
     print(jobs_table(rows) if rows else "no scheduled functions" + _filters(args))
+    note = await paused_note(client, {row.name for row in rows})
+    if note is not None:
+        print(note)
     if cursor is not None:
         total = (await client.count_workflows(jobs_query(args.state, args.name))).count
         if args.cursor is not None or total > len(rows):
@@ -145,7 +149,12 @@ def _more_note(args: argparse.Namespace, shown: int, total: int, cursor: str) ->
 async def jobs_get(args: argparse.Namespace) -> int:
     """``jobs get ID``: one job."""
     client = await connect(connect_config(args), None)
-    _print_job(args, await _require_job(client, args.id))
+    job = await _require_job(client, args.id)
+    paused = job.state.kind in ("pending", "inProgress") and await job_paused(client, job.id, job.name)
+    if args.json:
+        print_json({**job_json(job), "paused": paused})
+    else:
+        print(job_details(job) + (f"\n{'paused':<12}yes: {job.name} is paused" if paused else ""))
     return 0
 
 

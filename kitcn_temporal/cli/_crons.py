@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from temporalio.client import Client
 
 from .._app import App
+from ..capacity._slots import paused_names
 from ..crons._declared import CronJobs, cron_jobs
 from ..crons._sync import CronStatus, SyncReport
 from ._connect import DEFAULT_CRONS, CliError, connect, connect_config, load_app, load_crons
@@ -60,10 +61,14 @@ async def list_(args: argparse.Namespace) -> int:
         rows = await crons.list(client, app)
     except (ValueError, TypeError) as err:
         raise CliError(str(err)) from None
+    functions = {row.function for row in rows if row.function is not None}
+    paused = set(await paused_names(client, app.task_queue, functions)) & functions
     if args.json:
-        print_json([_row_json(row) for row in rows])
+        print_json([{**_row_json(row), "functionPaused": row.function in paused} for row in rows])
     elif rows:
         print(_table(rows))
+        if paused:
+            print(f"paused: {', '.join(sorted(paused))} (their cron runs wait until resumed)")
     else:
         print("no crons: none declared, none registered at runtime")
     return 0

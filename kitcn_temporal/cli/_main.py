@@ -19,7 +19,7 @@ from .._errors import CRPCError
 from .._wire import STATE_KINDS
 from ..ops._encryption import EncryptionKeyError, missing_key_error
 from ..ops._script import exit_now, exit_status
-from . import _commands, _crons, _serve
+from . import _capacity, _commands, _crons, _serve
 from ._connect import CliError
 from ._parse import UsageError, join_signed_values
 
@@ -135,7 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("id", metavar="ID", help="the failed job's id")
     _app_options(retry)
     retry.set_defaults(handler=_commands.jobs_retry)
-    for sub in (listing, get, cancel, retry):
+    pause = command(jobs_commands, "pause", "pause a function: its due jobs and cron runs wait (running ones finish)")
+    resume = command(jobs_commands, "resume", "resume a paused function: its waiting jobs start")
+    for sub, handler in ((pause, _capacity.jobs_pause), (resume, _capacity.jobs_resume)):
+        sub.add_argument("name", metavar="NAME", help="the procedure, e.g. orders.charge")
+        sub.set_defaults(handler=handler)
+    paused = command(jobs_commands, "paused", "the paused functions of the namespace")
+    paused.set_defaults(handler=_capacity.jobs_paused)
+    for sub in (pause, resume, paused):
+        _app_options(sub)
+    for sub in (listing, get, cancel, retry, pause, resume, paused):
         _connection_options(sub)
         _json_option(sub)
 

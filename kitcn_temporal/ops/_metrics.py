@@ -22,6 +22,8 @@ JOBS_SCHEDULED = "kitcn_jobs_scheduled_total"
 #: Jobs that ended, by ``function`` and ``state`` (``success`` | ``failed`` | ``canceled``).
 JOBS_FINISHED = "kitcn_jobs_finished_total"
 #: Seconds from a job's due time to the start of its procedure, by ``function``.
+JOBS_WAITING = "kitcn_jobs_waiting"
+_WAITING_HELP = "Runs waiting at their procedure's gate, by reason (concurrency or paused)"
 START_LATENESS = "kitcn_job_start_lateness_seconds"
 #: Bucket bounds of :data:`START_LATENESS`, in seconds (the SDK's default buckets are
 #: milliseconds-sized: ``[50, 100, 500, ...]``).
@@ -83,6 +85,13 @@ def record_lateness(meter: MetricMeter, function: str, seconds: float) -> None:
     """How late a job of ``function`` started its procedure (never below 0)."""
     histogram = meter.create_histogram_float(START_LATENESS, _LATENESS_HELP)
     histogram.with_additional_attributes({"function": function}).record(max(0.0, seconds))
+
+
+def record_waiting(meter: MetricMeter, function: str, reason: str, count: int) -> None:
+    """How many runs of ``function`` wait at its gate for ``reason`` (``concurrency`` or
+    ``paused``): set by the gate's workflow on the worker that runs it."""
+    gauge = meter.create_gauge(JOBS_WAITING, _WAITING_HELP)
+    gauge.with_additional_attributes({"function": function, "reason": reason}).set(count)
 
 
 def _scheduled(meter: MetricMeter) -> MetricCounter:
