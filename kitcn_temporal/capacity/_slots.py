@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +41,13 @@ from ._gate import SA_GATE, GateState
 
 #: Gates listed at once by :func:`paused_names`.
 _LIST_LIMIT = 1000
+#: How long a worker trusts that a procedure is not paused before it asks its gate again;
+#: :func:`pause` returns only after this long, so once it has returned no worker starts a job
+#: of the procedure on an older answer. A job start then costs at most one describe of the
+#: gate per procedure and worker process each second, not one per job.
+NOT_PAUSED_TTL_S = 1.0
+#: (task queue, procedure) -> until when (this process's monotonic clock) it is known not paused.
+_not_paused_until: dict[tuple[str, str], float] = {}
 
 
 def gate_activities(app: App) -> list[Callable[..., Any]]:
@@ -72,10 +80,30 @@ async def ask(client: Client, task_queue: str, req: SlotRequest) -> SlotAnswer:
 
 
 async def pause(client: Client, task_queue: str, name: str) -> bool:
-    """Pause procedure ``name`` in the namespace; ``False`` if it was paused already."""
+    """Pause procedure ``name`` in the namespace; ``False`` if it was paused already.
+
+    Returns once every worker's earlier "not paused" answer has expired
+    (:data:`NOT_PAUSED_TTL_S`): from then on no job of it starts until it is resumed.
+    """
     paused: bool = await client.execute_update_with_start_workflow(
         "pause", start_workflow_operation=_start(name, task_queue), result_type=bool
     )
+    await asyncio.sleep(NOT_PAUSED_TTL_S)
+    return paused
+
+
+async def paused_before_start(client: Client, task_queue: str, name: str) -> bool:
+    """:func:`is_paused`, for a job about to start: a "not paused" answer is trusted for
+    :data:`NOT_PAUSED_TTL_S` (taken from before the describe was sent)."""
+    key = (task_queue, name)
+    asked = time.monotonic()
+    if _not_paused_until.get(key, 0.0) > asked:
+        return False
+    paused = await is_paused(client, task_queue, name)
+    if paused:
+        _not_paused_until.pop(key, None)
+    else:
+        _not_paused_until[key] = asked + NOT_PAUSED_TTL_S
     return paused
 
 

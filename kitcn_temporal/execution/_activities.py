@@ -31,7 +31,7 @@ from .._wire import (
     timedelta_to_ms,
     without_defaults,
 )
-from ..capacity._slots import is_paused
+from ..capacity._slots import paused_before_start
 from ..crons._schedules import apply_change
 from ..jobs._handles import Jobs
 from ..jobs._unit import Unit
@@ -133,10 +133,11 @@ def _kind_changed(app: App, name: str, proc: Procedure, scheduled: str) -> Appli
 async def _refuse_without_a_pass(app: App, name: str, proc: Procedure, inp: ExecInput, jobs: Jobs) -> None:
     """A run that did not pass its procedure's gate does not start if it needs to: the
     procedure is capped across the fleet (since a deploy, if the job did not know), or it is a
-    job of a paused procedure (one describe of the gate; a direct call is never paused)."""
+    job of a paused procedure (a describe of the gate, at most once a second per procedure;
+    a direct call is never paused)."""
     if proc.capped:
         reason = "it is capped across the fleet"
-    elif inp.job_id is not None and await is_paused(jobs.client, jobs.task_queue or app.task_queue, name):
+    elif inp.job_id is not None and await paused_before_start(jobs.client, jobs.task_queue or app.task_queue, name):
         reason = "it is paused"
     else:
         return
