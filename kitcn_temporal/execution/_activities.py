@@ -10,7 +10,7 @@ Layer: execution: the Temporal activity around :func:`~kitcn_temporal.execution.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -100,11 +100,11 @@ async def execute(app: App, name: str, proc: Procedure, inp: ExecInput) -> Any:
     )
     if inp.recover_only:
         return await _recover(app, name, unit)
-    if not inp.slot and info.attempt == 1:
-        await _refuse_without_a_pass(app, name, proc, inp, jobs)
     if proc.kind != "action" and inp.job_id is not None and info.attempt > 1:
         await _refuse_if_canceled(jobs, inp.job_id, name)
     run = run_procedure(app, proc, name, unit, auth=inp.auth, job=job, args=inp.args)
+    if not inp.slot and info.attempt == 1:  # inside the action's heartbeats: the check may take a while
+        run = _after(_refuse_without_a_pass(app, name, proc, inp, jobs), run)
     try:
         if proc.kind == "action":
             return await _keep_alive(run, unit, info.heartbeat_timeout)
@@ -147,6 +147,16 @@ async def _refuse_without_a_pass(app: App, name: str, proc: Procedure, inp: Exec
         non_retryable=True,
         category=ApplicationErrorCategory.BENIGN,
     )
+
+
+async def _after(check: Coroutine[Any, Any, None], run: Coroutine[Any, Any, Any]) -> Any:
+    """``run`` once ``check`` has passed (``run`` is closed unstarted if it raises)."""
+    try:
+        await check
+    except BaseException:
+        run.close()
+        raise
+    return await run
 
 
 async def _refuse_if_canceled(jobs: Jobs, job_id: str, name: str) -> None:
