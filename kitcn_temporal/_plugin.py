@@ -31,7 +31,7 @@ from .execution._activities import activity_for, procedure_activities
 from .execution._direct import guard_activities
 from .jobs._attempts import AnyWorkerInterceptor
 from .jobs._guard import CommitGuardWorkflow
-from .jobs._workflow import CallWorkflow, ScheduledFunctionWorkflow
+from .jobs._workflow import CallWorkflow, DebounceWorkflow, ScheduledFunctionWorkflow
 from .ops._encryption import codec_for
 
 #: Modules the workflow sandbox may share with the worker instead of re-importing per run.
@@ -70,9 +70,9 @@ class KitcnPlugin(SimplePlugin):
             "kitcn_temporal.KitcnPlugin",
             # Procedures take and return pydantic models (datetimes included), encrypted with keys.
             data_converter=functools.partial(kitcn_data_converter, codec=self.codec),
-            # The job, direct-action-call and commit-guard workflows; the procedures as
-            # activities, and the one a fired commit guard runs.
-            workflows=[ScheduledFunctionWorkflow, CallWorkflow, CommitGuardWorkflow],
+            # The job, direct-action-call, commit-guard and debounce-holder workflows; the
+            # procedures as activities, and the one a fired commit guard runs.
+            workflows=[ScheduledFunctionWorkflow, CallWorkflow, CommitGuardWorkflow, DebounceWorkflow],
             activities=[*procedure_activities(app), *guard_activities(app)],
             # A job whose procedure this worker does not know is tried on the task queue's others;
             # with tracing, spans for starts, workflows and activities carried in Temporal headers.

@@ -6,11 +6,12 @@ Client and activity side (does I/O):
 * ``_scheduler``: ``schedule.now / after / at / cancel`` and ``run_after / run_at``, their checks;
 * ``_unit``: one execution and what it schedules, buffered (a mutation) or immediate;
 * ``_handles``: start, cancel and describe ``kitcn.ScheduledFunction`` workflows by id;
+* ``_flow``: the checks of a call's debounce, ttl and fairness options;
 * ``_status``: the status table (``get``, ``list``, ``paginate``, ``cancel_all``, ``retry``).
 
 Workflow side (deterministic, imports only ``_wire`` and ``ops._metrics``):
 
-* ``_workflow``: the job workflow and the direct action call's workflow;
+* ``_workflow``: the job workflow, the direct action call's workflow and a debounce key's holder;
 * ``_attempts``: one job's attempts through cancels and deploys;
 * ``_guard``: a direct mutation's commit guard.
 
@@ -23,7 +24,7 @@ from ._handles import Jobs
 from ._scheduler import MAX_SCHEDULE_CALLS, MAX_TOTAL_ARGS_BYTES, ScheduleOptions, Scheduler
 from ._status import Completion, JobState, PaginationResult, ScheduledFunction, SystemTable
 from ._unit import Unit
-from ._workflow import CallWorkflow, ScheduledFunctionWorkflow
+from ._workflow import CallWorkflow, DebounceWorkflow, ScheduledFunctionWorkflow
 
 __all__ = [
     "MAX_SCHEDULE_CALLS",
@@ -32,6 +33,7 @@ __all__ = [
     "CallWorkflow",
     "CommitGuardWorkflow",
     "Completion",
+    "DebounceWorkflow",
     "JobState",
     "Jobs",
     "PaginationResult",

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import Priority, SearchAttributeUpdate
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -34,6 +35,7 @@ from temporalio.worker import (
 
 from .._wire import (
     CANCELED_ERROR,
+    EXPIRED_ERROR,
     KIND_CHANGED_ERROR,
     MEMO_ERROR,
     MEMO_WAITING,
@@ -43,7 +45,9 @@ from .._wire import (
     UNKNOWN_PROCEDURE_ERROR,
     ExecInput,
     ExecOptions,
+    JobSpec,
     StateKind,
+    ms_to_datetime,
     procedure_queue,
 )
 
@@ -67,7 +71,12 @@ class Execution:
     """
 
     def __init__(
-        self, name: str, options: ExecOptions, inp: ExecInput, updates: list[SearchAttributeUpdate[Any]]
+        self,
+        name: str,
+        options: ExecOptions,
+        inp: ExecInput,
+        updates: list[SearchAttributeUpdate[Any]],
+        spec: JobSpec | None = None,
     ) -> None:
         self.name = name
         self.options = options
@@ -79,6 +88,10 @@ class Execution:
         self.unknown: tuple[datetime, timedelta] | None = None
         self.unknown_tries = 0
         self.reroutes = 0
+        #: The job (``None`` for a direct call): its ``ttl`` and fairness.
+        self.spec = spec
+        #: Not started by then, the job expires (``schedule.options(ttl=)``); ``None``: never.
+        self.deadline = None if spec is None or inp.scheduled_time is None else job_deadline(spec, inp.scheduled_time)
 
     async def outcome(self) -> Any:
         while True:
@@ -88,8 +101,9 @@ class Execution:
             if self.updates:
                 workflow.upsert_search_attributes(self.updates)
                 self.updates = []
+            left = self._time_left()  # expired before it could start: it never runs
             try:
-                result = await self._attempt()
+                result = await self._attempt(left)
             except FailureError as err:
                 cause = _cause(err)
                 refused = isinstance(cause, ApplicationError) and cause.type == CANCELED_ERROR
@@ -103,9 +117,16 @@ class Execution:
             record_state("success", [])
             return result
 
-    async def _attempt(self) -> Any:
+    async def _attempt(self, left: timedelta | None) -> Any:
         remote = f"{ANY_WORKER_ACTIVITY}{self.unknown_tries}" if self.unknown is not None else None
-        handle = start_procedure(self.name, self.options, self._input(), remote=remote)
+        handle = start_procedure(
+            self.name,
+            self.options,
+            self._input(),
+            remote=remote,
+            schedule_to_start=left,
+            priority=Priority.default if self.spec is None else self.spec.priority_of(),
+        )
         while True:
             try:
                 # A cancel request does not stop a running procedure: its outcome is recorded.
@@ -119,6 +140,15 @@ class Execution:
                 # An action is told (it keeps running; what it schedules from now on is created
                 # canceled); a query or mutation gets no new attempt. Both report their end.
                 handle.cancel()
+
+    def _time_left(self) -> timedelta | None:
+        """How long the procedure may still wait to start (``None``: no ttl); expired: fails."""
+        if self.deadline is None or self.spec is None:
+            return None
+        left = self.deadline - workflow.now()
+        if left <= timedelta(0):
+            expire(self.spec)
+        return left
 
     def _input(self, **changes: Any) -> ExecInput:
         return dataclasses.replace(self.inp, kind=self.options.kind, **changes)
@@ -148,6 +178,8 @@ class Execution:
     async def _before_trying_again(self, err: FailureError) -> None:
         """Wait before the procedure runs again, or raise the job's failure if it will not."""
         cause = _cause(err)
+        if self.spec is not None and isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
+            expire(self.spec)  # waited for a worker (or the queue's rate limit) past its ttl
         if isinstance(cause, ApplicationError) and cause.type == UNKNOWN_PROCEDURE_ERROR:
             await self._wait_for_a_worker_that_knows(cause)
         elif isinstance(cause, ApplicationError) and cause.type == KIND_CHANGED_ERROR:
@@ -223,13 +255,22 @@ ANY_WORKER_ACTIVITY = "any-worker-"
 
 
 def start_procedure(
-    name: str, options: ExecOptions, inp: ExecInput, *, remote: str | None = None
+    name: str,
+    options: ExecOptions,
+    inp: ExecInput,
+    *,
+    remote: str | None = None,
+    schedule_to_start: timedelta | None = None,
+    priority: Priority = Priority.default,
 ) -> workflow.ActivityHandle[Any]:
     """Start the procedure's activity. Both kinds report their end after a cancel request.
 
     :param remote: an activity id: run the procedure (a query or mutation too) as an activity
         that any worker of the task queue may take, not this one at once (it does not know
         the procedure).
+    :param schedule_to_start: the longest it may wait for a worker (a job's ``ttl``).
+    :param priority: the job's priority and fairness (an activity inherits its workflow's; a
+        rate limit per key needs the key on the activity of the procedure's own queue).
     """
     timeout = timedelta(milliseconds=options.timeout_ms)
     retry = options.retry.to_policy()
@@ -245,11 +286,19 @@ def start_procedure(
             heartbeat_timeout=None if options.heartbeat_ms is None else timedelta(milliseconds=options.heartbeat_ms),
             retry_policy=retry,
             cancellation_type=wait,
+            schedule_to_start_timeout=schedule_to_start,
+            priority=priority,
         )
     # Queries and mutations are short: a local activity saves the task-queue round trip
     # and most of the history events, and is retried by the worker with the same policy.
+    # (It is never matched on a task queue: its job's workflow task was, with the job's fairness.)
     return workflow.start_local_activity(
-        name, inp, start_to_close_timeout=timeout, retry_policy=retry, cancellation_type=wait
+        name,
+        inp,
+        start_to_close_timeout=timeout,
+        retry_policy=retry,
+        cancellation_type=wait,
+        schedule_to_start_timeout=schedule_to_start,
     )
 
 
@@ -305,6 +354,44 @@ def job_failure(name: str, options: ExecOptions, err: FailureError) -> Applicati
     else:
         message = f"{name} failed: {cause or err}"
     return ApplicationError(message, type="KitcnJobError", non_retryable=True)
+
+
+def job_deadline(spec: JobSpec, scheduled_ms: int) -> datetime | None:
+    """When a job due at ``scheduled_ms`` expires if it has not started (``None``: no ttl)."""
+    return None if spec.ttl_ms is None else ms_to_datetime(scheduled_ms + spec.ttl_ms)
+
+
+def expired_failure(spec: JobSpec) -> ApplicationError:
+    """The failure of a job that did not start within its ttl: it never runs."""
+    ttl = _span(timedelta(milliseconds=spec.ttl_ms or 0))
+    return ApplicationError(
+        f"{spec.name} expired: it had not started {ttl} after its due time (schedule.options(ttl=...)), "
+        "so it never ran",
+        type=EXPIRED_ERROR,
+        non_retryable=True,
+    )
+
+
+def expire(spec: JobSpec) -> NoReturn:
+    """End the job ``failed`` as expired (its state recorded, its failure raised)."""
+    failure = expired_failure(spec)
+    record_state("failed", [], failure.message)
+    raise failure
+
+
+async def wait_or_expire(condition: Callable[[], bool], spec: JobSpec, deadline: datetime | None) -> None:
+    """Wait for ``condition`` before the procedure starts (a worker, a slot, the end of a pause),
+    but not past the job's ``deadline``: then the job ends ``failed`` as expired."""
+    if deadline is None:
+        await workflow.wait_condition(condition)
+        return
+    left = deadline - workflow.now()
+    if left <= timedelta(0) and not condition():
+        expire(spec)
+    try:
+        await workflow.wait_condition(condition, timeout=max(left, timedelta(milliseconds=1)))
+    except asyncio.TimeoutError:
+        expire(spec)
 
 
 def record_state(state: StateKind, updates: list[SearchAttributeUpdate[Any]], error: str | None = None) -> None:
