@@ -51,6 +51,9 @@ class Sizes:
     direct: int
     #: Queries called at once for the direct-call rates.
     concurrent: int
+    #: Debounce keys called at once, and calls on each (the collapse ratio).
+    debounce_keys: int = 20
+    debounce_calls: int = 20
 
 
 SIZES = {
@@ -77,6 +80,8 @@ SIZES = {
         crons=5,
         direct=10,
         concurrent=30,
+        debounce_keys=3,
+        debounce_calls=5,
     ),
 }
 
@@ -140,6 +145,20 @@ async def run(quick: bool) -> dict[str, Any]:
             results["ratio_keyed_schedule"] = keyed.ratio("keyed", "unkeyed")
 
             results.update(await capacity.figures(kitcn, size.e2e, size.repeats))
+
+            debounced = await measure.Rounds.measure(
+                size.repeats,
+                {
+                    "plain": lambda: measure.schedule_rate_kitcn(kitcn, starts),
+                    "debounced": lambda: measure.schedule_rate_debounced(kitcn, starts),
+                },
+            )
+            results["schedules_per_s_plain"] = debounced.rate("plain")
+            results["schedules_per_s_debounced"] = debounced.rate("debounced")
+            results["ratio_debounced_schedule"] = debounced.ratio("debounced", "plain")
+            collapse = await measure.debounce_collapse(kitcn, size.debounce_keys, size.debounce_calls, 500)
+            results["debounce_calls_per_run"] = collapse["calls_per_run"]
+            results["debounce_repeat_call_p50_ms"] = collapse["repeat_call_p50_ms"]
 
             ek, er = await measure.sample_events(kitcn, raw_queue)
             results["events_per_job_kitcn"] = ek

@@ -20,7 +20,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from bench.app import work
 from bench.raw import RawJob
 from kitcn_temporal import KitcnClient
-from kitcn_temporal._wire import CALL_ID_PREFIX, SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE
+from kitcn_temporal._wire import CALL_ID_PREFIX, SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE, debounce_holder_id
 from kitcn_temporal.execution._direct import CommitGuard
 from kitcn_temporal.jobs._handles import Jobs
 
@@ -93,6 +93,38 @@ async def schedule_rate_kitcn(kitcn: KitcnClient, n: int, *, keyed: bool = False
     rate = n / (time.perf_counter() - started)
     await _discard(kitcn.client, ids)
     return rate
+
+
+async def schedule_rate_debounced(kitcn: KitcnClient, n: int) -> float:
+    """Producer rate: ``schedule.debounce(key, 60 s)`` calls per second, each on a key of its own
+    (each call starts the key's holder and its job: what a debounced schedule costs)."""
+    run = uuid.uuid4().hex[:8]
+    started = time.perf_counter()
+    ids = await _bounded(n, lambda i: kitcn.scheduler.run_debounced(f"bench:{run}:{i}", 60_000, "work.noop", {"n": i}))
+    rate = n / (time.perf_counter() - started)
+    await _discard(kitcn.client, [*ids, *(debounce_holder_id(f"bench:{run}:{i}") for i in range(n))])
+    return rate
+
+
+async def debounce_collapse(kitcn: KitcnClient, keys: int, calls: int, period_ms: int) -> dict[str, float]:
+    """``calls`` debounced calls on each of ``keys`` keys (one after another per key, the keys at
+    once), then every job run: calls per run (the collapse ratio) and how long a further call on
+    a pending key takes (it updates the key's job: no new workflow)."""
+    run = uuid.uuid4().hex[:8]
+    latencies: list[float] = []
+
+    async def burst(k: int) -> set[str]:
+        ids = set()
+        for i in range(calls):
+            began = time.perf_counter()
+            ids.add(await kitcn.scheduler.run_debounced(f"burst:{run}:{k}", period_ms, "work.noop", {"n": i}))
+            if i:
+                latencies.append((time.perf_counter() - began) * 1000)
+        return ids
+
+    jobs = set().union(*await asyncio.gather(*(burst(k) for k in range(keys))))
+    await _wait_all(kitcn.client, sorted(jobs))
+    return {"calls_per_run": keys * calls / len(jobs), "repeat_call_p50_ms": statistics.median(latencies)}
 
 
 #: What a raw start carries besides its input, for ``schedule_rate_raw``.

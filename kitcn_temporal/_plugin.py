@@ -31,9 +31,9 @@ from .capacity._side_workers import FlowControl
 from .capacity._slots import gate_activities
 from .execution._activities import activity_for, procedure_activities
 from .execution._direct import guard_activities
-from .jobs._attempts import AnyWorkerInterceptor
 from .jobs._guard import CommitGuardWorkflow
-from .jobs._workflow import CallWorkflow, ScheduledFunctionWorkflow
+from .jobs._start import AnyWorkerInterceptor
+from .jobs._workflow import CallWorkflow, DebounceWorkflow, ScheduledFunctionWorkflow
 from .ops._encryption import codec_for
 
 #: Modules the workflow sandbox may share with the worker instead of re-importing per run.
@@ -72,9 +72,9 @@ class KitcnPlugin(SimplePlugin):
             "kitcn_temporal.KitcnPlugin",
             # Procedures take and return pydantic models (datetimes included), encrypted with keys.
             data_converter=functools.partial(kitcn_data_converter, codec=self.codec),
-            # The job, direct-action-call and commit-guard workflows; the procedures as
-            # activities, and the one a fired commit guard runs.
-            workflows=[ScheduledFunctionWorkflow, CallWorkflow, CommitGuardWorkflow, GateWorkflow],
+            # The job, direct-action-call, commit-guard, gate and debounce-holder workflows; the
+            # procedures as activities, the one a fired commit guard runs, and the gates' own.
+            workflows=[ScheduledFunctionWorkflow, CallWorkflow, CommitGuardWorkflow, GateWorkflow, DebounceWorkflow],
             activities=[*procedure_activities(app), *guard_activities(app), *gate_activities(app)],
             # A job whose procedure this worker does not know is tried on the task queue's others;
             # with tracing, spans for starts, workflows and activities carried in Temporal headers.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, get_args
 
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import Priority, RetryPolicy, SearchAttributeKey
 
 #: Workflow type of a job: one workflow per scheduled function, workflow id = job id.
 JOB_WORKFLOW = "kitcn.ScheduledFunction"
@@ -23,6 +23,13 @@ CALL_WORKFLOW = "kitcn.Call"
 GUARD_WORKFLOW = "kitcn.CommitGuard"
 #: The local activity a commit guard runs when it fires: it starts what the call recorded.
 GUARD_ACTIVITY = "kitcn.CommitGuard.recover"
+#: Workflow type of a debounce key's holder (``schedule.debounce``): it holds the key's pending
+#: job's latest arguments and due time, and tells the job when to run. Never a job itself.
+DEBOUNCE_WORKFLOW = "kitcn.Debounce"
+#: The holder's update that a debounced schedule call sends (with update-with-start).
+DEBOUNCE_PUSH = "push"
+#: The signal a debounced job gets from its holder: new arguments and due time, or ``go``.
+DEBOUNCE_SIGNAL = "kitcn.debounce"
 #: Prefix of a direct call's execution id (and of its workflow id, when it has a workflow).
 CALL_ID_PREFIX = "kitcn-call:"
 
@@ -36,6 +43,10 @@ SA_SCHEDULED_TIME = SearchAttributeKey.for_datetime("KitcnScheduledTime")
 MEMO_SPEC = "kitcn"
 MEMO_ARGS = "args"
 MEMO_ERROR = "error"
+#: Memo fields of a debounce key's holder: its pending job (``None`` once it went) and that
+#: job's function, which a mutation's debounced call reads for the job id it returns.
+MEMO_DEBOUNCE_PENDING = "pending"
+MEMO_DEBOUNCE_FUNCTION = "function"
 #: Memo field of a pending job that cannot run yet, saying why (e.g. no worker knows its procedure).
 MEMO_WAITING = "waiting"
 
@@ -87,6 +98,14 @@ def gate_id(name: str, task_queue: str) -> str:
     """The workflow id of the gate of procedure ``name`` of the app on ``task_queue`` (two apps
     sharing a namespace never share a gate; the gate runs on that queue)."""
     return f"{GATE_ID_PREFIX}{name}@{task_queue}"
+
+
+#: A job that did not start within its ``ttl`` of its due time: it never runs.
+EXPIRED_ERROR = "KitcnExpired"
+#: A debounce key asked for another function than the one its pending job runs.
+DEBOUNCE_CONFLICT_ERROR = "KitcnDebounceConflict"
+#: Temporal's limit on a fairness key (``Priority.fairness_key``), in UTF-8 bytes.
+FAIRNESS_KEY_MAX_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,17 @@ class JobSpec:
     on_complete_options: ExecOptions | None = None
     #: The value of the procedure's ``.concurrency(n, key=fn)`` key for this job's arguments.
     concurrency_key: str | None = None
+    #: ``schedule.options(ttl=)``: not started this long after its due time, the job expires.
+    ttl_ms: int | None = None
+    #: Temporal task-queue fairness (``schedule.options(fairness_key=, fairness_weight=)``).
+    fairness_key: str | None = None
+    fairness_weight: float | None = None
+    #: Debounced (``schedule.debounce``): the job runs when its key's holder says ``go``.
+    debounced: bool = False
+
+    def priority_of(self) -> Priority:
+        """The job's Temporal priority: its priority key and fairness."""
+        return job_priority(self.priority, self.fairness_key, self.fairness_weight)
 
     @classmethod
     def from_dict(cls, data: Any) -> JobSpec:
@@ -191,7 +221,32 @@ class JobSpec:
             on_complete=data.get("on_complete"),
             on_complete_options=None if callback is None else ExecOptions.from_dict(callback),
             concurrency_key=data.get("concurrency_key"),
+            ttl_ms=data.get("ttl_ms"),
+            fairness_key=data.get("fairness_key"),
+            fairness_weight=data.get("fairness_weight"),
+            debounced=bool(data.get("debounced", False)),
         )
+
+
+def job_priority(priority: int | None, fairness_key: str | None, fairness_weight: float | None) -> Priority:
+    """Temporal's :class:`Priority` of a job (its activities inherit it)."""
+    if (priority, fairness_key, fairness_weight) == (None, None, None):
+        return Priority.default
+    return Priority(priority_key=priority, fairness_key=fairness_key, fairness_weight=fairness_weight)
+
+
+@dataclass(frozen=True)
+class Debounce:
+    """A debounced schedule call (``schedule.debounce(key, period, max_wait=)``)."""
+
+    key: str
+    period_ms: int
+    max_wait_ms: int | None
+    #: When the call was made, ms since the epoch: the job is due ``period`` after the latest
+    #: call, never later than ``max_wait`` after the first.
+    call_ms: int
+    #: The job id the call returned (the key's pending job at a mutation's call, else this job's).
+    told: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +302,11 @@ class NewJob:
     args_bytes: int = -1
     #: The value of the procedure's ``.concurrency(n, key=fn)`` key for ``args``.
     concurrency_key: str | None = None
+    ttl_ms: int | None = None
+    fairness_key: str | None = None
+    fairness_weight: float | None = None
+    #: Set for ``schedule.debounce``: the job is started (or updated) through its key's holder.
+    debounce: Debounce | None = None
 
     def spec(self) -> JobSpec:
         """What the job's workflow runs."""
@@ -259,12 +319,21 @@ class NewJob:
             self.on_complete,
             self.on_complete_options,
             self.concurrency_key,
+            self.ttl_ms,
+            self.fairness_key,
+            self.fairness_weight,
+            self.debounce is not None,
         )
 
     def summary(self) -> str:
         """The job's one-line summary in the Temporal UI: its function and when it runs."""
-        when = ms_to_datetime(self.scheduled_time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        return f"{self.name} at {when} UTC" + (" (canceled)" if self.canceled else "")
+        return job_summary(self.name, self.scheduled_time, self.canceled)
+
+
+def job_summary(name: str, due_ms: int, canceled: bool = False) -> str:
+    """A job's one-line summary in the Temporal UI: its function and when it runs."""
+    when = ms_to_datetime(due_ms).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return f"{name} at {when} UTC" + (" (canceled)" if canceled else "")
 
 
 @dataclass(frozen=True)
@@ -342,6 +411,15 @@ KEYED_JOB_PREFIX = "key:"
 def keyed_job_id(key: str) -> str:
     """The job id that idempotency key ``key`` always gives."""
     return KEYED_JOB_PREFIX + key
+
+
+#: Prefix of a debounce key's holder workflow id (:data:`DEBOUNCE_WORKFLOW`).
+DEBOUNCE_PREFIX = "debounce:"
+
+
+def debounce_holder_id(key: str) -> str:
+    """The workflow id of debounce key ``key``'s holder."""
+    return DEBOUNCE_PREFIX + key
 
 
 def key_of(job_id: str) -> str | None:

@@ -37,6 +37,8 @@ EXPECTED = [
     "ratio_direct_queries",
     "guard_delete_p50_ms",
     "guard_terminate_p50_ms",
+    "ratio_debounced_schedule",
+    "debounce_calls_per_run",
 ]
 
 

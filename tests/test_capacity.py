@@ -339,3 +339,18 @@ async def test_jobs_pause_resume_and_paused_on_the_command_line(
     unknown = await cli(address, "jobs", "pause", "capacity.nope", *app_args)
     assert unknown.code != 0
     assert unknown.err.strip().count("\n") == 0 and "capacity.nope" in unknown.err  # one line, no traceback
+
+
+async def test_a_job_waiting_for_a_slot_past_its_ttl_expires_and_never_runs(kitcn: KitcnClient, ledger: str) -> None:
+    from datetime import timedelta
+
+    caller = create_caller(kitcn, capacity)
+    holders = [await caller.schedule.now.capped(ledger=ledger, tag=f"h{i}", hold_ms=4000) for i in range(2)]
+    await started(ledger, 2)
+    late = await caller.schedule.options(ttl=timedelta(seconds=1)).now.capped(ledger=ledger, tag="late", hold_ms=10)
+    row = await wait_state(kitcn, late, timeout=30)
+    assert row.state.kind == "failed" and "expired" in (row.state.error or "")
+    await all_succeed(kitcn, holders)
+    assert not [x for x in lines(ledger) if " late " in x]
+    after = await caller.schedule.now.capped(ledger=ledger, tag="after", hold_ms=10)  # its place was given back
+    assert (await wait_state(kitcn, after)).state.kind == "success"

@@ -19,7 +19,14 @@ PACKAGE = ROOT / "kitcn_temporal"
 MAX_TOP_LEVEL_MODULES = 8
 #: Workflow code: deterministic, replayed; it may import only the wire format and the
 #: replay-safe metrics (and modules of workflow code).
-WORKFLOW_CODE = {"jobs._workflow", "jobs._attempts", "jobs._guard", "capacity._gate"}
+WORKFLOW_CODE = {
+    "jobs._workflow",
+    "jobs._attempts",
+    "jobs._start",
+    "jobs._guard",
+    "capacity._gate",
+    "capacity._passage",
+}
 WORKFLOW_SAFE = {"_wire", "ops._metrics"}
 
 

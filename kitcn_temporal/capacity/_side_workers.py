@@ -4,6 +4,8 @@ concurrency-limited procedure, served by a worker beside every worker of the app
 * ``.rate_limit(per_second=x)``: the server's rate limit of that task queue (set through the
   task-queue config API, and as the side workers' own
   ``max_task_queue_activities_per_second``): at most x starts per second across every worker.
+  With ``key=``, the queue's default rate limit per fairness key instead (the jobs' fairness
+  key is the rate limit's key): at most x starts per second for each key value.
 * ``.worker_concurrency(n)``: the side worker's ``max_concurrent_activities``: at most n running at
   once in each worker process. Temporal has no global concurrency cap; kitcn adds no
   semaphore or queue of its own.
@@ -60,7 +62,7 @@ class FlowControl:
         config["workflows"] = []
         if proc.worker_concurrency is not None:
             config["max_concurrent_activities"] = proc.worker_concurrency
-        if proc.rate_limit is not None:
+        if proc.rate_limit is not None and proc.rate_limit_key is None:
             config["max_task_queue_activities_per_second"] = proc.rate_limit
         return config
 
@@ -75,15 +77,16 @@ class FlowControl:
         sides = []
         for name, proc in self.limited.items():
             side = procedure_queue(queue, name)
+            per_key = proc.rate_limit_key is not None
             if proc.rate_limit is not None:
-                await _set_rate_limit(client, side, proc.rate_limit)
+                await _set_rate_limit(client, side, proc.rate_limit, per_key=per_key)
             sides.append(
                 Worker(
                     client,
                     task_queue=side,
                     activities=[self._activity_for(self.app, name, proc)],
                     max_concurrent_activities=proc.worker_concurrency,
-                    max_task_queue_activities_per_second=proc.rate_limit,
+                    max_task_queue_activities_per_second=None if per_key else proc.rate_limit,
                     graceful_shutdown_timeout=config.get("graceful_shutdown_timeout") or _NO_GRACE,
                 )
             )
@@ -106,8 +109,14 @@ def _stop_with(worker: Worker, run: asyncio.Task[None]) -> None:
         stopping.add_done_callback(_STOPPING.discard)
 
 
-async def _set_rate_limit(client: Client, task_queue: str, per_second: float) -> None:
-    """The server's rate limit for activities of ``task_queue``, whatever its pollers say."""
+async def _set_rate_limit(client: Client, task_queue: str, per_second: float, *, per_key: bool) -> None:
+    """The server's rate limit for activities of ``task_queue``, whatever its pollers say: the
+    queue's, or (``per_key``) each fairness key's. The other one is removed (a deploy may have
+    changed the declaration)."""
+    rate = UpdateTaskQueueConfigRequest.RateLimitUpdate(
+        rate_limit=RateLimit(requests_per_second=per_second), reason="kitcn .rate_limit()"
+    )
+    removed = UpdateTaskQueueConfigRequest.RateLimitUpdate(reason="kitcn .rate_limit()")
     try:
         await client.workflow_service.update_task_queue_config(
             UpdateTaskQueueConfigRequest(
@@ -115,9 +124,8 @@ async def _set_rate_limit(client: Client, task_queue: str, per_second: float) ->
                 identity=client.identity,
                 task_queue=task_queue,
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-                update_queue_rate_limit=UpdateTaskQueueConfigRequest.RateLimitUpdate(
-                    rate_limit=RateLimit(requests_per_second=per_second), reason="kitcn .rate_limit()"
-                ),
+                update_queue_rate_limit=removed if per_key else rate,
+                update_fairness_key_rate_limit_default=rate if per_key else removed,
             )
         )
     except RPCError as err:  # an older server: the side workers' own setting still holds

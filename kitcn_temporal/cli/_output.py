@@ -112,6 +112,8 @@ def job_details(job: ScheduledFunction) -> str:
     if job.waiting:
         fields.append(("waiting", job.waiting))
     fields += [("key", job.key or "-"), ("priority", str(job.priority) if job.priority else "default (3)")]
+    if job.fairness_key:
+        fields.append(("fairness key", job.fairness_key))
     fields += [
         ("args", json.dumps(job.args, ensure_ascii=False)),
         ("scheduled", f"{format_time(job.scheduled_time)} ({format_relative(job.scheduled_time)})"),

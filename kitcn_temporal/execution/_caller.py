@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from .._app import App
 from .._errors import CRPCError
+from .._wire import Debounce
+from ..jobs._flow import debounce_of
 from ..jobs._scheduler import ScheduleOptions, Scheduler, due_after, due_at
 from ..procedures._procedures import Procedure
 from ._context import BaseCtx
@@ -114,15 +116,25 @@ class _Schedule:
         self._options = options or ScheduleOptions()
 
     def options(
-        self, *, key: str | None = None, priority: int | None = None, on_complete: Procedure | str | None = None
+        self,
+        *,
+        key: str | None = None,
+        priority: int | None = None,
+        on_complete: Procedure | str | None = None,
+        ttl: float | timedelta | None = None,
+        fairness_key: str | None = None,
+        fairness_weight: float | None = None,
     ) -> _Schedule:
         """The same schedule, with flow control: ``schedule.options(key="charge:o1").after(5000).charge(...)``.
 
         :param key: an idempotency key: the same key always gives the same job, started once.
         :param priority: Temporal task priority, 1 (first) to 5 (last).
         :param on_complete: a mutation run once the job has ended, whatever its state.
+        :param ttl: not started within ``ttl`` of its due time, the job ends ``failed`` (expired).
+        :param fairness_key: Temporal task-queue fairness key (e.g. a tenant id).
+        :param fairness_weight: that key's share, 0.001 to 1000 (default 1).
         """
-        return _Schedule(self._caller, ScheduleOptions(key, priority, on_complete))
+        return _Schedule(self._caller, ScheduleOptions(key, priority, on_complete, ttl, fairness_key, fairness_weight))
 
     @property
     def now(self) -> _When:
@@ -137,16 +149,32 @@ class _Schedule:
         """Schedule to run at ``timestamp``: ms since the epoch or a timezone-aware datetime."""
         return _When(self._caller, lambda name: due_at(timestamp, name), self._options)
 
+    def debounce(self, key: str, period: float | timedelta, *, max_wait: float | timedelta | None = None) -> _When:
+        """Schedule under a debounce key: run once calls have paused for ``period`` (ms or a
+        timedelta). While the key's job has not started, a call returns its id, gives it the
+        call's arguments and moves it to ``period`` from now, never later than ``max_wait``
+        after the first call; once it has started, the next call makes a new job.
+        """
+        return _When(self._caller, lambda name: 0, self._options, (key, period, max_wait))
+
     async def cancel(self, job_id: str) -> None:
         """Cancel a scheduled function (see :meth:`Scheduler.cancel`)."""
         await _scheduler(self._caller._source).cancel(job_id)
 
 
 class _When:
-    def __init__(self, caller: Caller, due: Callable[[str], int], options: ScheduleOptions) -> None:
+    def __init__(
+        self,
+        caller: Caller,
+        due: Callable[[str], int],
+        options: ScheduleOptions,
+        debounce: tuple[str, float | timedelta, float | timedelta | None] | None = None,
+    ) -> None:
         self._caller = caller
         self._due = due
         self._options = options
+        #: ``schedule.debounce(key, period, max_wait=)``, checked at the call.
+        self._debounce = debounce
 
     def __getattr__(self, attr: str) -> Callable[..., Awaitable[str]]:
         if attr.startswith("__"):
@@ -159,7 +187,13 @@ class _When:
             payload = merge_args(name, args, kwargs)
             if proc.kind == "query":
                 raise CRPCError("BAD_REQUEST", f"{name} is a query: queries cannot be scheduled")
-            return await _scheduler(caller._source).schedule(name, self._due(name), payload, self._options)
+            debounce: Debounce | None = None
+            if self._debounce is not None:
+                debounce = debounce_of(*self._debounce, name)
+                due = debounce.call_ms + debounce.period_ms
+            else:
+                due = self._due(name)
+            return await _scheduler(caller._source).schedule(name, due, payload, self._options, debounce)
 
         return schedule
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import Priority, SearchAttributeUpdate
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -24,34 +25,26 @@ from temporalio.exceptions import (
     TimeoutError,
     TimeoutType,
 )
-from temporalio.worker import (
-    Interceptor,
-    StartActivityInput,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-    WorkflowOutboundInterceptor,
-)
 
 from .._wire import (
     CANCELED_ERROR,
-    GATE_REQUEST_ACTIVITY,
+    EXPIRED_ERROR,
     KIND_CHANGED_ERROR,
     MEMO_ERROR,
     MEMO_WAITING,
     NEEDS_SLOT_ERROR,
     NOT_COMMITTED_ERROR,
-    RELEASE_SIGNAL,
     SA_STATE,
     TRANSIENT_ACTION_ERROR,
     UNKNOWN_PROCEDURE_ERROR,
     ExecInput,
     ExecOptions,
-    SlotAnswer,
-    SlotRequest,
+    JobSpec,
     StateKind,
-    gate_id,
-    procedure_queue,
+    ms_to_datetime,
 )
+from ..capacity._passage import Slot
+from ._start import ANY_WORKER_ACTIVITY, start_procedure
 
 #: A job whose procedure changed kind is run again under the new kind at most this often
 #: (during a rolling deploy, workers of both versions may take turns).
@@ -79,6 +72,7 @@ class Execution:
         inp: ExecInput,
         updates: list[SearchAttributeUpdate[Any]],
         slot: Slot,
+        spec: JobSpec | None = None,
     ) -> None:
         self.name = name
         self.options = options
@@ -92,6 +86,10 @@ class Execution:
         self.unknown: tuple[datetime, timedelta] | None = None
         self.unknown_tries = 0
         self.reroutes = 0
+        #: The job (``None`` for a direct call): its ``ttl`` and fairness.
+        self.spec = spec
+        #: Not started by then, the job expires (``schedule.options(ttl=)``); ``None``: never.
+        self.deadline = None if spec is None or inp.scheduled_time is None else job_deadline(spec, inp.scheduled_time)
 
     async def outcome(self) -> Any:
         try:
@@ -110,8 +108,12 @@ class Execution:
         if self.updates:
             workflow.upsert_search_attributes(self.updates)
             self.updates = []
+        spec, deadline = self.spec, self.deadline
         try:
-            await self.slot.acquire()
+            if spec is not None and deadline is not None:  # a slot past its ttl: the job expires
+                await self.slot.acquire(lambda granted: wait_or_expire(granted, spec, deadline))
+            else:
+                await self.slot.acquire()
         except asyncio.CancelledError:
             self.cancel_requested = True
             record_state("canceled", [])
@@ -125,8 +127,9 @@ class Execution:
             if self.updates:
                 workflow.upsert_search_attributes(self.updates)
                 self.updates = []
+            left = self._time_left()  # expired before it could start: it never runs
             try:
-                result = await self._attempt()
+                result = await self._attempt(left)
             except FailureError as err:
                 cause = _cause(err)
                 refused = isinstance(cause, ApplicationError) and cause.type == CANCELED_ERROR
@@ -143,9 +146,16 @@ class Execution:
             record_state("success", [])
             return result
 
-    async def _attempt(self) -> Any:
+    async def _attempt(self, left: timedelta | None) -> Any:
         remote = f"{ANY_WORKER_ACTIVITY}{self.unknown_tries}" if self.unknown is not None else None
-        handle = start_procedure(self.name, self.options, self._input(), remote=remote)
+        handle = start_procedure(
+            self.name,
+            self.options,
+            self._input(),
+            remote=remote,
+            schedule_to_start=left,
+            priority=Priority.default if self.spec is None else self.spec.priority_of(),
+        )
         while True:
             try:
                 # A cancel request does not stop a running procedure: its outcome is recorded.
@@ -159,6 +169,15 @@ class Execution:
                 # An action is told (it keeps running; what it schedules from now on is created
                 # canceled); a query or mutation gets no new attempt. Both report their end.
                 handle.cancel()
+
+    def _time_left(self) -> timedelta | None:
+        """How long the procedure may still wait to start (``None``: no ttl); expired: fails."""
+        if self.deadline is None or self.spec is None:
+            return None
+        left = self.deadline - workflow.now()
+        if left <= timedelta(0):
+            expire(self.spec)
+        return left
 
     def _input(self, **changes: Any) -> ExecInput:
         return dataclasses.replace(self.inp, kind=self.options.kind, slot=self.slot.passed, **changes)
@@ -188,6 +207,8 @@ class Execution:
     async def _before_trying_again(self, err: FailureError) -> None:
         """Wait before the procedure runs again, or raise the job's failure if it will not."""
         cause = _cause(err)
+        if self.spec is not None and isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
+            expire(self.spec)  # waited for a worker (or the queue's rate limit) past its ttl
         if isinstance(cause, ApplicationError) and cause.type == UNKNOWN_PROCEDURE_ERROR:
             await self._wait_for_a_worker_that_knows(cause)
         elif isinstance(cause, ApplicationError) and cause.type == KIND_CHANGED_ERROR:
@@ -234,55 +255,6 @@ class Execution:
         raise failure
 
 
-class Slot:
-    """A run's passage through its procedure's gate (``capacity``'s gate workflow).
-
-    :meth:`acquire` asks through a local activity (update-with-start on the gate) and, when
-    queued, waits for the gate's grant signal, which the workflow hands to :meth:`grant`;
-    :meth:`release` gives a held slot back (also for a run canceled while it waited).
-    """
-
-    def __init__(self) -> None:
-        self.request: SlotRequest | None = None
-        self.granted = False
-        #: The gate let the run through (its attempts may start).
-        self.passed = False
-        #: The run holds a slot to give back when it ends, or a place in the queue.
-        self.holds = False
-
-    def configure(self, request: SlotRequest) -> None:
-        self.request = request
-
-    def grant(self) -> None:
-        self.granted = True
-
-    async def acquire(self) -> None:
-        request = self.request
-        if request is None or self.passed:
-            self.passed = True
-            return
-        answer: SlotAnswer = await workflow.execute_local_activity(
-            GATE_REQUEST_ACTIVITY, request, result_type=SlotAnswer, start_to_close_timeout=timedelta(seconds=30)
-        )
-        self.holds = answer.holds or not answer.granted
-        if not answer.granted:
-            workflow.upsert_memo({MEMO_WAITING: answer.waiting})
-            await workflow.wait_condition(lambda: self.granted)
-            workflow.upsert_memo({MEMO_WAITING: None})
-        self.passed = True
-
-    async def release(self) -> None:
-        if not self.holds or self.request is None:
-            return
-        self.holds = False
-        try:
-            await workflow.get_external_workflow_handle(gate_id(self.request.name, workflow.info().task_queue)).signal(
-                RELEASE_SIGNAL, self.request.holder
-            )
-        except FailureError as err:  # the gate is gone: nothing holds the slot any more
-            workflow.logger.warning("could not give back the slot of %s: %s", self.request.holder, err)
-
-
 def needs_slot(err: FailureError) -> bool:
     """Whether an attempt was refused for want of a pass through the procedure's gate."""
     cause = _cause(err)
@@ -312,67 +284,6 @@ def _span(span: timedelta) -> str:
     return "".join(parts) or f"{span.total_seconds():g}s"
 
 
-#: Activity id prefix of a procedure tried again on any worker: never eagerly run by the worker
-#: that scheduled it, which does not know the procedure (:class:`AnyWorkerInterceptor`).
-ANY_WORKER_ACTIVITY = "any-worker-"
-
-
-def start_procedure(
-    name: str, options: ExecOptions, inp: ExecInput, *, remote: str | None = None
-) -> workflow.ActivityHandle[Any]:
-    """Start the procedure's activity. Both kinds report their end after a cancel request.
-
-    :param remote: an activity id: run the procedure (a query or mutation too) as an activity
-        that any worker of the task queue may take, not this one at once (it does not know
-        the procedure).
-    """
-    timeout = timedelta(milliseconds=options.timeout_ms)
-    retry = options.retry.to_policy()
-    wait = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-    if options.kind == "action" or remote or options.own_queue:
-        return workflow.start_activity(
-            name,
-            inp,
-            activity_id=remote,
-            # A rate-limited or concurrency-limited procedure has a task queue of its own.
-            task_queue=procedure_queue(workflow.info().task_queue, name) if options.own_queue else None,
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=None if options.heartbeat_ms is None else timedelta(milliseconds=options.heartbeat_ms),
-            retry_policy=retry,
-            cancellation_type=wait,
-        )
-    # Queries and mutations are short: a local activity saves the task-queue round trip
-    # and most of the history events, and is retried by the worker with the same policy.
-    return workflow.start_local_activity(
-        name, inp, start_to_close_timeout=timeout, retry_policy=retry, cancellation_type=wait
-    )
-
-
-class AnyWorkerInterceptor(Interceptor):
-    """Keeps a procedure tried again on any worker off the worker that scheduled it.
-
-    A worker runs the activities its workflows schedule at once when it can (eager
-    execution): the one that found the procedure unknown would take every retry.
-    """
-
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor] | None:
-        return _AnyWorkerInbound
-
-
-class _AnyWorkerInbound(WorkflowInboundInterceptor):
-    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
-        super().init(_AnyWorkerOutbound(outbound))
-
-
-class _AnyWorkerOutbound(WorkflowOutboundInterceptor):
-    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        if input.activity_id and input.activity_id.startswith(ANY_WORKER_ACTIVITY):
-            input.disable_eager_execution = True
-        return super().start_activity(input)
-
-
 #: The failure type the SDK reports for an activity its stopping worker cut off.
 _WORKER_SHUTDOWN = "WorkerShutdown"
 
@@ -400,6 +311,44 @@ def job_failure(name: str, options: ExecOptions, err: FailureError) -> Applicati
     else:
         message = f"{name} failed: {cause or err}"
     return ApplicationError(message, type="KitcnJobError", non_retryable=True)
+
+
+def job_deadline(spec: JobSpec, scheduled_ms: int) -> datetime | None:
+    """When a job due at ``scheduled_ms`` expires if it has not started (``None``: no ttl)."""
+    return None if spec.ttl_ms is None else ms_to_datetime(scheduled_ms + spec.ttl_ms)
+
+
+def expired_failure(spec: JobSpec) -> ApplicationError:
+    """The failure of a job that did not start within its ttl: it never runs."""
+    ttl = _span(timedelta(milliseconds=spec.ttl_ms or 0))
+    return ApplicationError(
+        f"{spec.name} expired: it had not started {ttl} after its due time (schedule.options(ttl=...)), "
+        "so it never ran",
+        type=EXPIRED_ERROR,
+        non_retryable=True,
+    )
+
+
+def expire(spec: JobSpec) -> NoReturn:
+    """End the job ``failed`` as expired (its state recorded, its failure raised)."""
+    failure = expired_failure(spec)
+    record_state("failed", [], failure.message)
+    raise failure
+
+
+async def wait_or_expire(condition: Callable[[], bool], spec: JobSpec, deadline: datetime | None) -> None:
+    """Wait for ``condition`` before the procedure starts (a worker, a slot, the end of a pause),
+    but not past the job's ``deadline``: then the job ends ``failed`` as expired."""
+    if deadline is None:
+        await workflow.wait_condition(condition)
+        return
+    left = deadline - workflow.now()
+    if left <= timedelta(0) and not condition():
+        expire(spec)
+    try:
+        await workflow.wait_condition(condition, timeout=max(left, timedelta(milliseconds=1)))
+    except asyncio.TimeoutError:
+        expire(spec)
 
 
 def record_state(state: StateKind, updates: list[SearchAttributeUpdate[Any]], error: str | None = None) -> None:

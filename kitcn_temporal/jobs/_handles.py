@@ -14,27 +14,39 @@ import pydantic_core
 from temporalio.api.batch.v1 import BatchOperationCancellation
 from temporalio.api.enums.v1 import BatchOperationState
 from temporalio.api.workflowservice.v1 import DescribeBatchOperationRequest, StartBatchOperationRequest
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
-    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._errors import CRPCError
 from .._wire import (
+    DEBOUNCE_CONFLICT_ERROR,
+    DEBOUNCE_PUSH,
+    DEBOUNCE_WORKFLOW,
     JOB_WORKFLOW,
     MEMO_ARGS,
     MEMO_ARGS_LIMIT,
+    MEMO_DEBOUNCE_FUNCTION,
+    MEMO_DEBOUNCE_PENDING,
     MEMO_SPEC,
     SA_FUNCTION,
     SA_SCHEDULED_TIME,
     SA_STATE,
     NewJob,
+    debounce_holder_id,
     ms_to_datetime,
     now_ms,
     without_defaults,
@@ -45,6 +57,10 @@ from ..procedures._names import check_job_id
 
 #: The detail Temporal attaches to a ``NOT_FOUND`` about the namespace rather than a workflow.
 _NAMESPACE_NOT_FOUND = "temporal.api.errordetails.v1.NamespaceNotFoundFailure"
+
+
+#: How often a debounced call is sent again when its key's holder closed as the call reached it.
+_PUSH_TRIES = 5
 
 
 def namespace_missing(err: RPCError) -> bool:
@@ -102,7 +118,8 @@ class Jobs:
                 # A job due now goes straight to a worker sharing this client (an activity
                 # scheduling follow-up jobs, or an in-process producer): no matching round trip.
                 request_eager_start=delay <= 0 and not job.canceled,
-                priority=Priority(priority_key=job.priority) if job.priority is not None else Priority.default,
+                # Task priority, then fairness between keys (tenants); its activities inherit it.
+                priority=job.spec().priority_of(),
             )
         except WorkflowAlreadyStartedError:
             if job.key is not None:
@@ -115,6 +132,67 @@ class Jobs:
         config = self.client.service_client.config
         count_started_by_client(config.runtime, job.name, self.client.namespace, self.task_queue)
         return True
+
+    async def push_debounced(self, job: NewJob) -> str:
+        """Give a debounced call to its key's holder (update-with-start on ``debounce:<key>``):
+        the key's pending job takes its arguments and due time, or ``job`` starts. Returns the
+        id of the job that will run them.
+
+        The holder closes once its job went; a call that reaches it as it closes is sent again.
+        """
+        if self.task_queue is None:
+            raise ValueError("Jobs(client) without a task_queue cannot start jobs")
+        debounce = job.debounce
+        assert debounce is not None
+        call = {
+            "id": job.id,
+            "key": debounce.key,
+            "name": job.name,
+            "args": job.args,
+            "spec": without_defaults(job.spec()),
+            "call_ms": debounce.call_ms,
+            "period_ms": debounce.period_ms,
+            "max_wait_ms": debounce.max_wait_ms,
+        }
+        for attempt in range(_PUSH_TRIES):
+            holder: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+                DEBOUNCE_WORKFLOW,
+                id=debounce_holder_id(debounce.key),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # Holders are not jobs: the key's next holder reuses the id.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=f"debounce {debounce.key}",
+            )
+            try:
+                job_id = await self.client.execute_update_with_start_workflow(
+                    DEBOUNCE_PUSH, call, start_workflow_operation=holder, result_type=str
+                )
+            except WorkflowUpdateFailedError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type == DEBOUNCE_CONFLICT_ERROR:
+                    raise CRPCError("BAD_REQUEST", cause.message) from None
+                raise
+            except RPCError as err:  # the holder closed as the call reached it: a new one takes it
+                if err.status != RPCStatusCode.NOT_FOUND or attempt == _PUSH_TRIES - 1:
+                    raise
+                continue
+            return str(job_id)  # a job it starts is counted by the holder (kitcn_jobs_scheduled_total)
+        raise AssertionError("unreachable")
+
+    async def debounce_pending(self, key: str) -> tuple[str, str] | None:
+        """The pending job of debounce key ``key`` and its function, if it has one (strongly consistent)."""
+        try:
+            desc = await self.client.get_workflow_handle(debounce_holder_id(key)).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND and not namespace_missing(err):
+                return None
+            raise
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        memo = await desc.memo()
+        pending, name = memo.get(MEMO_DEBOUNCE_PENDING), memo.get(MEMO_DEBOUNCE_FUNCTION)
+        return (pending, name) if isinstance(pending, str) and isinstance(name, str) else None
 
     async def check_same_job(self, job: NewJob, *, started: bool = False) -> None:
         """``CRPCError(CONFLICT)`` unless the job under ``job.id``, if there is one, runs the same

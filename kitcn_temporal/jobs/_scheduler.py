@@ -12,11 +12,12 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .._errors import CRPCError
-from .._wire import NewJob, completion, keyed_job_id, ms_to_datetime, now_ms, timedelta_to_ms
+from .._wire import Debounce, NewJob, completion, keyed_job_id, ms_to_datetime, now_ms, timedelta_to_ms
 from ..capacity._keys import concurrency_key
 from ..procedures._codec import encode_job_args, validate_input
 from ..procedures._names import check_job_id, check_key
 from ..procedures._procedures import Procedure, check_priority
+from ._flow import MAX_AHEAD, as_float, debounce_conflict, debounce_of, fairness_of, ttl_ms
 from ._unit import Unit
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 MAX_SCHEDULE_CALLS = 1000
 #: At most this many bytes of arguments scheduled per procedure execution.
 MAX_TOTAL_ARGS_BYTES = 8 * 1024 * 1024
-#: How far ahead a job may be scheduled.
-MAX_AHEAD = timedelta(days=5 * 365 + 1)
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,11 @@ class ScheduleOptions:
     priority: int | None = None
     #: A mutation (or its name) run once the job has ended.
     on_complete: Procedure | str | None = None
+    #: Not started this long after its due time (ms or a timedelta), the job expires: ``failed``.
+    ttl: float | timedelta | None = None
+    #: Temporal task-queue fairness: the job's key (a tenant's) and its share.
+    fairness_key: str | None = None
+    fairness_weight: float | None = None
 
 
 class Scheduler:
@@ -79,6 +83,9 @@ class Scheduler:
         key: str | None = None,
         priority: int | None = None,
         on_complete: Procedure | str | None = None,
+        ttl: float | timedelta | None = None,
+        fairness_key: str | None = None,
+        fairness_weight: float | None = None,
     ) -> str:
         """Run ``name`` after ``delay`` (ms, or a timedelta); returns the job id.
 
@@ -88,8 +95,14 @@ class Scheduler:
             procedure's ``.priority()``, else the server's (3).
         :param on_complete: a mutation run once the job has ended, whatever its state, with
             ``{"job_id", "name", "state": {"kind", "error"}, "result"}``.
+        :param ttl: not started within ``ttl`` (ms or a timedelta) of its due time, the job ends
+            ``failed`` as expired and never runs (its ``on_complete`` runs).
+        :param fairness_key: Temporal task-queue fairness: jobs of each key (a tenant id, 1 to
+            64 bytes) get turns, so one key's backlog does not starve another's; default the
+            procedure's ``.fairness(key=)``.
+        :param fairness_weight: the key's share, 0.001 to 1000 (default 1).
         """
-        options = ScheduleOptions(key, priority, on_complete)
+        options = ScheduleOptions(key, priority, on_complete, ttl, fairness_key, fairness_weight)
         return await self.schedule(name, due_after(delay, name), args, options)
 
     async def run_at(
@@ -101,13 +114,42 @@ class Scheduler:
         key: str | None = None,
         priority: int | None = None,
         on_complete: Procedure | str | None = None,
+        ttl: float | timedelta | None = None,
+        fairness_key: str | None = None,
+        fairness_weight: float | None = None,
     ) -> str:
         """Run ``name`` at ``timestamp`` (ms since the epoch, or an aware datetime); returns the job id.
 
         Takes the keywords of :meth:`run_after`.
         """
-        options = ScheduleOptions(key, priority, on_complete)
+        options = ScheduleOptions(key, priority, on_complete, ttl, fairness_key, fairness_weight)
         return await self.schedule(name, due_at(timestamp, name), args, options)
+
+    async def run_debounced(
+        self,
+        key: str,
+        period: float | timedelta,
+        name: str,
+        args: Any = None,
+        *,
+        max_wait: float | timedelta | None = None,
+        priority: int | None = None,
+        on_complete: Procedure | str | None = None,
+        ttl: float | timedelta | None = None,
+        fairness_key: str | None = None,
+        fairness_weight: float | None = None,
+    ) -> str:
+        """Run ``name`` once calls under debounce ``key`` have paused for ``period`` (ms or a
+        timedelta); returns the job id.
+
+        While the key's job has not started, a call returns the same job id, gives it its
+        arguments and moves it to ``period`` from now, never later than ``max_wait`` after the
+        first call. Once it has started, the next call makes a new job. Takes the other keywords
+        of :meth:`run_after` (the job's options come from the call that creates it).
+        """
+        debounce = debounce_of(key, period, max_wait, name)
+        options = ScheduleOptions(None, priority, on_complete, ttl, fairness_key, fairness_weight)
+        return await self.schedule(name, debounce.call_ms + debounce.period_ms, args, options, debounce)
 
     async def cancel(self, job_id: str) -> None:
         """Cancel a job: pending -> canceled; running -> keeps running; finished -> nothing.
@@ -124,16 +166,30 @@ class Scheduler:
         else:
             await unit.jobs.cancel(job_id)
 
-    async def schedule(self, name: str, due_ms: int, args: Any, options: ScheduleOptions | None = None) -> str:
-        """Schedule procedure ``name`` to run at ``due_ms``; returns the job id."""
+    async def schedule(
+        self,
+        name: str,
+        due_ms: int,
+        args: Any,
+        options: ScheduleOptions | None = None,
+        debounce: Debounce | None = None,
+    ) -> str:
+        """Schedule procedure ``name`` to run at ``due_ms`` (debounced under ``debounce``); returns the job id."""
         unit = self._unit
         self._refuse_in_query("schedule")
         proc = self._procedure(name)
         if proc.kind == "query":
             raise CRPCError("BAD_REQUEST", f"{name} is a query: queries cannot be scheduled")
         options = options or ScheduleOptions()
+        if debounce is not None and options.key is not None:
+            raise CRPCError(
+                "BAD_REQUEST",
+                f"a debounced job of {name} is found by its debounce key: do not give it an idempotency key too",
+            )
         payload, size = encode_job_args(proc, name, args)
         key = None if options.key is None else check_key(options.key, name)
+        ttl = None if options.ttl is None else ttl_ms(options.ttl, name)
+        fairness_key, fairness_weight = fairness_of(proc, name, args, options)
         priority = (
             proc.priority if options.priority is None else check_priority(options.priority, f"priority of {name}")
         )
@@ -152,7 +208,13 @@ class Scheduler:
             on_complete_options=None if callback is None else self._app.exec_options(callback),
             args_bytes=size,
             concurrency_key=slot_key,
+            ttl_ms=ttl,
+            fairness_key=fairness_key,
+            fairness_weight=fairness_weight,
+            debounce=debounce,
         )
+        if debounce is not None:
+            return await self._debounce(job, size)
         if unit.mode == "buffered":
             if key is not None and not await self._buffer_keyed(job):
                 return job.id  # the same keyed job, asked for twice in one mutation
@@ -164,6 +226,44 @@ class Scheduler:
         unit.schedule_calls += 1
         unit.args_bytes += size
         return job.id
+
+    async def _debounce(self, job: NewJob, size: int) -> str:
+        """Give a debounced job to its key's holder (from a mutation, once it has committed)."""
+        unit, debounce = self._unit, job.debounce
+        assert debounce is not None
+        if unit.mode == "buffered":
+            told = await self._buffer_debounced(job)
+        elif await unit.is_cancel_requested():  # from a canceled action: a job created canceled
+            await unit.jobs.start(dataclasses.replace(job, canceled=True))
+            told = job.id
+        else:
+            told = await unit.jobs.push_debounced(job)
+        unit.schedule_calls += 1
+        unit.args_bytes += size
+        return told
+
+    async def _buffer_debounced(self, job: NewJob) -> str:
+        """Buffer a mutation's debounced call; the id returned is its key's pending job's, if any."""
+        unit, debounce = self._unit, job.debounce
+        assert debounce is not None
+        for i, buffered in enumerate(unit.intents):
+            earlier = buffered.debounce if isinstance(buffered, NewJob) else None
+            if not isinstance(buffered, NewJob) or earlier is None or earlier.key != debounce.key:
+                continue
+            if buffered.name != job.name:
+                raise CRPCError("BAD_REQUEST", debounce_conflict(debounce.key, buffered.name, job.name))
+            # The same key twice in one mutation: one call, with the latest arguments.
+            told = earlier.told or buffered.id
+            unit.intents[i] = dataclasses.replace(
+                job, id=buffered.id, debounce=dataclasses.replace(debounce, told=told)
+            )
+            return told
+        pending = await unit.jobs.debounce_pending(debounce.key)
+        if pending is not None and pending[1] != job.name:
+            raise CRPCError("BAD_REQUEST", debounce_conflict(debounce.key, pending[1], job.name))
+        told = job.id if pending is None else pending[0]
+        unit.intents.append(dataclasses.replace(job, debounce=dataclasses.replace(debounce, told=told)))
+        return told
 
     def _procedure(self, name: str) -> Procedure:
         proc = self._app.get(name)
@@ -237,7 +337,7 @@ def due_after(delay: Any, name: str) -> int:
     if isinstance(delay, timedelta):
         ms = delay.total_seconds() * 1000
     elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
-        ms = _as_float(delay, f"delay for {name}")
+        ms = as_float(delay, f"delay for {name}")
     else:
         raise CRPCError(
             "BAD_REQUEST",
@@ -263,7 +363,7 @@ def due_at(timestamp: Any, name: str) -> int:
         if due < _EARLIEST_DATETIME_MS:  # within a day of datetime.min, its offset applied
             raise CRPCError("BAD_REQUEST", f"time for {name} is out of range: {timestamp.isoformat()}")
     elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
-        ms = _as_float(timestamp, f"time for {name}")
+        ms = as_float(timestamp, f"time for {name}")
         if not math.isfinite(ms):
             raise CRPCError("BAD_REQUEST", f"time for {name} must be finite, not {timestamp!r}")
         if ms < EARLIEST_AT_MS:
@@ -281,13 +381,6 @@ def due_at(timestamp: Any, name: str) -> int:
 _HORIZON_CAP = 2**62
 #: The earliest due time a datetime can give (0001-01-01 UTC): earlier is out of range.
 _EARLIEST_DATETIME_MS = round(datetime.min.replace(tzinfo=timezone.utc).timestamp() * 1000)
-
-
-def _as_float(value: float, what: str) -> float:
-    try:
-        return float(value)
-    except OverflowError:  # an int too large for a float
-        raise CRPCError("BAD_REQUEST", f"{what} is out of range: a number of {len(str(abs(value)))} digits") from None
 
 
 def _before_2000(timestamp: float, ms: float, name: str) -> str:

@@ -125,6 +125,8 @@ class ScheduledFunction(BaseModel):
     key: str | None = None
     #: Its Temporal task priority, 1 (first) to 5 (last), if one was set.
     priority: int | None = None
+    #: Its fairness key (``schedule.options(fairness_key=)``, ``.fairness()``, ``.rate_limit(key=)``).
+    fairness_key: str | None = None
 
 
 class PaginationResult(BaseModel):
@@ -330,6 +332,7 @@ async def to_scheduled_function(execution: WorkflowExecution, jobs: Jobs) -> Sch
         memo = await execution.memo()
     spec = memo.get(MEMO_SPEC)
     priority = spec.get("priority") if isinstance(spec, dict) else None
+    fairness = spec.get("fairness_key") if isinstance(spec, dict) else None
     attrs = execution.typed_search_attributes
     kind = state_of(execution.status, attrs.get(SA_STATE))
     error = None
@@ -348,6 +351,7 @@ async def to_scheduled_function(execution: WorkflowExecution, jobs: Jobs) -> Sch
         waiting=memo.get(MEMO_WAITING) if kind == "pending" else None,
         key=key_of(execution.id),
         priority=priority if isinstance(priority, int) else None,
+        fairness_key=fairness if isinstance(fairness, str) else None,
     )
 
 

@@ -102,6 +102,15 @@ class Unit:
             return f"{name}-{uuid.uuid5(_JOB_ID_NAMESPACE, f'{self.exec_id}/{self.schedule_calls}')}"
         return f"{name}-{uuid.uuid4()}"
 
+    async def _push(self, job: NewJob) -> bool:
+        """A committed mutation's debounced call, given to its key's holder."""
+        assert job.debounce is not None
+        job_id = await self.jobs.push_debounced(job)
+        told = job.debounce.told or job.id
+        if job_id != told:  # the key's job started between the call and the commit
+            logger.info("debounced %s: job %s had started, the call's arguments went to %s", job.name, told, job_id)
+        return job_id == job.id
+
     async def flush(self, apply_cron: CronApplier) -> int:
         """Apply a succeeded mutation's schedules, cancels and cron changes (idempotent).
 
@@ -123,6 +132,8 @@ class Unit:
         async def start(job: NewJob) -> bool:
             async with limit:
                 try:
+                    if job.debounce is not None and not job.canceled:
+                        return await self._push(job)
                     return await self.jobs.start(job)
                 except CRPCError as err:
                     if job.key is None or err.code != "CONFLICT":

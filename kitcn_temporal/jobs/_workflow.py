@@ -13,21 +13,36 @@ Layer: jobs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 
 from .._wire import (
     CALL_WORKFLOW,
+    DEBOUNCE_CONFLICT_ERROR,
+    DEBOUNCE_PUSH,
+    DEBOUNCE_SIGNAL,
+    DEBOUNCE_WORKFLOW,
     GRANT_SIGNAL,
     JOB_WORKFLOW,
     MEMO_ARGS,
+    MEMO_DEBOUNCE_FUNCTION,
+    MEMO_DEBOUNCE_PENDING,
     MEMO_SPEC,
+    SA_FUNCTION,
     SA_SCHEDULED_TIME,
+    SA_STATE,
     CallSpec,
     ExecInput,
     JobSpec,
@@ -35,9 +50,13 @@ from .._wire import (
     StateKind,
     completion,
     datetime_to_ms,
+    job_summary,
+    ms_to_datetime,
 )
+from ..capacity._passage import Slot
 from ..ops._metrics import count_finished, count_scheduled, record_lateness
-from ._attempts import Execution, Slot, job_failure, needs_slot, record_state, start_procedure
+from ._attempts import Execution, job_deadline, job_failure, needs_slot, record_state
+from ._start import start_procedure
 
 #: Set by Temporal on each run a schedule starts: the time the run was due (a backfilled run
 #: starts later than that).
@@ -54,14 +73,30 @@ class ScheduledFunctionWorkflow:
     ``success`` (Completed), ``failed`` (Failed) or ``canceled`` (Canceled). A job with
     ``on_complete`` records its state before its callback runs, and closes after it. A job of
     a capped or paused procedure waits, pending, for its gate's grant (``kitcn_grant``).
+
+    A debounced job waits for its key's holder (:class:`DebounceWorkflow`) instead of a timer:
+    the holder sends it each new version of its arguments and due time, then ``go``.
     """
 
     def __init__(self) -> None:
         self._slot = Slot()
+        #: A debounced job's latest arguments and due time, and whether its holder said ``go``.
+        self._args: dict[str, Any] | None = None
+        self._due: int | None = None
+        self._go = False
 
     @workflow.signal(name=GRANT_SIGNAL)
     def _grant(self) -> None:
         self._slot.grant()
+
+    @workflow.signal(name=DEBOUNCE_SIGNAL)
+    def _debounced(self, change: dict[str, Any]) -> None:
+        if self._go:  # a late copy of an earlier change: the job has its final version
+            return
+        self._args, self._due, self._go = change["args"], int(change["due"]), bool(change.get("go"))
+        # The row shows the latest: the memo's arguments and the due-time search attribute.
+        workflow.upsert_memo({MEMO_ARGS: self._args})
+        workflow.upsert_search_attributes([SA_SCHEDULED_TIME.value_set(ms_to_datetime(self._due))])
 
     @workflow.run
     async def run(self, input: dict[str, Any]) -> Any:
@@ -82,6 +117,9 @@ class ScheduledFunctionWorkflow:
             if spec.canceled:
                 # Created canceled: the producer requests cancellation right after the start.
                 await workflow.wait_condition(lambda: False)
+            if spec.debounced:  # due when its holder says so, with the latest arguments
+                await workflow.wait_condition(lambda: self._go)
+                args, scheduled = self._args or {}, self._due or scheduled
             remaining = scheduled - datetime_to_ms(workflow.now())
             if remaining > 0:  # also reached when a cancel request wakes a delayed start
                 await workflow.sleep(timedelta(milliseconds=remaining))
@@ -93,15 +131,26 @@ class ScheduledFunctionWorkflow:
             _count_end(spec, "canceled")
             await _complete(spec, "canceled")
             raise
-        _record_lateness(spec, scheduled)
+        deadline = job_deadline(spec, scheduled)
+        if deadline is None or workflow.now() < deadline:  # an expired job never starts
+            _record_lateness(spec, scheduled)
         inp = ExecInput(args=args, exec_id=info.workflow_id, job_id=info.workflow_id, scheduled_time=scheduled)
         self._slot.configure(
-            SlotRequest(spec.name, info.workflow_id, key=spec.concurrency_key, priority=spec.priority, due_ms=scheduled)
+            SlotRequest(
+                spec.name,
+                info.workflow_id,
+                key=spec.concurrency_key,
+                priority=spec.priority,
+                fairness_key=spec.fairness_key,
+                fairness_weight=spec.fairness_weight or 1.0,
+                due_ms=scheduled,
+            )
         )
         try:
             # A mutation canceled once due may have had an attempt on a worker since lost: the
-            # cancel reaches it in the execution, which looks for a committed attempt.
-            result = await Execution(spec.name, spec.options, inp, updates, self._slot).outcome()
+            # cancel reaches it in the execution, which looks for a committed attempt. A job
+            # with a ttl that has not started by its deadline expires there.
+            result = await Execution(spec.name, spec.options, inp, updates, self._slot, spec).outcome()
         except asyncio.CancelledError:
             _count_end(spec, "canceled")
             await _complete(spec, "canceled")
@@ -185,3 +234,140 @@ class CallWorkflow:
                     await self._slot.acquire()  # capped since the call was made
         finally:
             await self._slot.release()
+
+
+@workflow.defn(name=DEBOUNCE_WORKFLOW, sandboxed=False)
+class DebounceWorkflow:
+    """The holder of one debounce key (workflow id ``debounce:<key>``), while the key has a
+    pending job: it takes each debounced call (an update, sent with update-with-start), keeps
+    the latest arguments and the due time, re-arms its timer, and at the due time tells the
+    job to run (``go``). A call after that starts the key's next job.
+
+    The job is a job workflow like any other (its child, abandoned when the holder closes): the
+    holder alone decides when it runs, so a call is never lost between "not started" and
+    "started". The holder closes once its job went and no call waits; the next call starts it
+    again.
+    """
+
+    def __init__(self) -> None:
+        self._current: dict[str, Any] | None = None
+        self._moved = False
+
+    @workflow.run
+    async def run(self, carried: dict[str, Any] | None = None) -> None:
+        if carried is not None:  # continued as new (a first call's update may have run already)
+            self._current = carried
+        while True:
+            job = self._current
+            if job is None:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._current is None:
+                    return  # nothing pending: the next call starts the holder again
+                continue
+            if not await self._due(job):
+                continue
+            self._current = None  # from here on, a call makes the key's next job
+            workflow.upsert_memo({MEMO_DEBOUNCE_PENDING: None})
+            await _tell(job, go=True)
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._current)
+
+    async def _due(self, job: dict[str, Any]) -> bool:
+        """Wait until ``job`` is due; ``False`` if a call moved its due time (or it went) meanwhile."""
+        if not job["started"]:  # its start is under way
+            await workflow.wait_condition(lambda: job["started"] or self._current is not job)
+            return False
+        left = job["due"] - datetime_to_ms(workflow.now())
+        if left <= 0:
+            return True
+        self._moved = False
+        with contextlib.suppress(asyncio.TimeoutError):  # re-armed whenever a call moves the due time
+            await workflow.wait_condition(
+                lambda: self._moved or self._current is not job, timeout=timedelta(milliseconds=left)
+            )
+        return False
+
+    @workflow.update(name=DEBOUNCE_PUSH)
+    async def push(self, call: dict[str, Any]) -> str:
+        """One debounced call: the key's pending job takes its arguments and due time, or a new
+        job starts with them. Returns the job id."""
+        job = self._current
+        if job is not None:
+            job["args"], job["due"] = call["args"], _due_time(call, job["first"], job["max_wait"])
+            self._moved = True
+            await workflow.wait_condition(lambda: job["started"])
+            if self._current is job and not await _tell(job, go=False):
+                self._current = None  # canceled meanwhile: the call starts the next job
+            else:
+                return str(job["id"])
+        return await self._start(call)
+
+    @push.validator
+    def _check(self, call: dict[str, Any]) -> None:
+        job = self._current
+        if job is not None and job["name"] != call["name"]:
+            raise ApplicationError(
+                f"debounce key {call['key']!r} holds a pending job of {job['name']} ({job['id']}): "
+                f"a key debounces one function, not {call['name']} too",
+                type=DEBOUNCE_CONFLICT_ERROR,
+            )
+
+    async def _start(self, call: dict[str, Any]) -> str:
+        first = int(call["call_ms"])
+        job: dict[str, Any] = {
+            "id": call["id"],
+            "name": call["name"],
+            "args": call["args"],
+            "first": first,
+            "max_wait": call.get("max_wait_ms"),
+            "due": _due_time(call, first, call.get("max_wait_ms")),
+            "started": False,
+        }
+        self._current = job
+        spec = JobSpec.from_dict(call["spec"])
+        try:
+            child = await workflow.start_child_workflow(
+                JOB_WORKFLOW,
+                job["args"],
+                id=job["id"],
+                task_queue=workflow.info().task_queue,
+                memo={MEMO_SPEC: {**call["spec"], "scheduled_time": job["due"]}, MEMO_ARGS: job["args"]},
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA_FUNCTION, job["name"]),
+                        SearchAttributePair(SA_STATE, "pending"),
+                        SearchAttributePair(SA_SCHEDULED_TIME, ms_to_datetime(job["due"])),
+                    ]
+                ),
+                static_summary=job_summary(job["name"], job["due"]),
+                priority=spec.priority_of(),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:  # a retried mutation's call: its job exists already
+            if self._current is job:
+                self._current = None
+            return str(job["id"])
+        # Its outcome is the job's own (recorded in its row), not the holder's concern.
+        child.add_done_callback(lambda done: done.cancelled() or done.exception())
+        count_scheduled(workflow.metric_meter(), job["name"])
+        job["started"] = True
+        workflow.upsert_memo({MEMO_DEBOUNCE_PENDING: job["id"], MEMO_DEBOUNCE_FUNCTION: job["name"]})
+        return str(job["id"])
+
+
+def _due_time(call: dict[str, Any], first: int, max_wait: int | None) -> int:
+    """``period`` after this call, never later than ``max_wait`` after the first."""
+    due = int(call["call_ms"]) + int(call["period_ms"])
+    return due if max_wait is None else min(due, first + int(max_wait))
+
+
+async def _tell(job: dict[str, Any], *, go: bool) -> bool:
+    """Send the job its latest arguments and due time (and ``go``); ``False`` if it has ended."""
+    change = {"args": job["args"], "due": job["due"], "go": go}
+    try:
+        await workflow.get_external_workflow_handle(job["id"]).signal(DEBOUNCE_SIGNAL, change)
+    except FailureError:  # canceled while pending: nothing to tell
+        return False
+    return True

@@ -31,8 +31,13 @@ class DevServerError(RuntimeError):
 
 #: One partition per task queue: the server then starts waiting tasks strictly by priority
 #: (with several, priority and rate limits hold per partition, so only roughly), which a
-#: single development server loses nothing by.
-DYNAMIC_CONFIG = ("matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1")
+#: single development server loses nothing by. Task-queue fairness on (``fairness_key=``,
+#: ``.fairness()``, ``.rate_limit(key=)``): off by default on a self-hosted server.
+DYNAMIC_CONFIG = (
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+    "matching.enableFairness=true",
+)
 
 
 def temporal_binary() -> str:

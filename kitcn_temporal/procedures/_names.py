@@ -38,14 +38,14 @@ def check_job_id(job_id: Any) -> str:
 MAX_KEY_LENGTH = 200
 
 
-def check_key(key: Any, name: str) -> str:
-    """``key`` if it can be an idempotency key, else ``CRPCError(BAD_REQUEST)``."""
+def check_key(key: Any, name: str, what: str = "key") -> str:
+    """``key`` if it can be an idempotency key (or a debounce key: ``what``), else ``CRPCError(BAD_REQUEST)``."""
     if not isinstance(key, str):
-        raise CRPCError("BAD_REQUEST", f"the key of {name} is a string, not {type(key).__name__}")
+        raise CRPCError("BAD_REQUEST", f"the {what} of {name} is a string, not {type(key).__name__}")
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise CRPCError(
             "BAD_REQUEST",
-            f"invalid key {key[:80]!r} for {name}: expected 1 to {MAX_KEY_LENGTH} printable characters "
+            f"invalid {what} {key[:80]!r} for {name}: expected 1 to {MAX_KEY_LENGTH} printable characters "
             "(no control characters)",
         )
     return key

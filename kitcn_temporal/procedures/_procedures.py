@@ -20,7 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 from temporalio.common import RetryPolicy
 
 from .._errors import DeclarationError
-from .._wire import Kind
+from .._wire import FAIRNESS_KEY_MAX_BYTES, Kind
 from ._names import check_procedure_name
 
 Ctx = Any
@@ -28,6 +28,8 @@ Ctx = Any
 #: ``ctx.with_values(...)``) to run the rest of the chain, or raise to refuse.
 Middleware = Callable[[Ctx, Callable[[Ctx], Awaitable[Any]]], Awaitable[Any]]
 Handler = Callable[..., Any]
+#: Takes a procedure's validated input (its model) and returns a fairness key, e.g. a tenant id.
+KeyFn = Callable[[Any], str]
 
 _UNSET: Any = object()
 
@@ -70,6 +72,11 @@ class Procedure:
     #: ``concurrency_key(input)``, across every worker.
     key_concurrency: int | None = None
     concurrency_key: Callable[[Any], str] | None = None
+    #: Default fairness of its jobs (``.fairness(key=, weight=)``): a key from the input, a weight.
+    fairness_key: KeyFn | None = None
+    fairness_weight: float | None = None
+    #: ``.rate_limit(per_second=, key=)``: the rate holds per value of this key (a fairness key).
+    rate_limit_key: KeyFn | None = None
 
     @property
     def own_queue(self) -> bool:
@@ -112,6 +119,9 @@ class ProcedureBuilder:
     _concurrency: int | None = None
     _key_concurrency: int | None = None
     _concurrency_key: Callable[[Any], str] | None = None
+    _fairness_key: KeyFn | None = None
+    _fairness_weight: float | None = None
+    _rate_limit_key: KeyFn | None = None
 
     def input(self, model: type[BaseModel]) -> ProcedureBuilder:
         """Validate the input with this pydantic model before the handler runs."""
@@ -173,11 +183,15 @@ class ProcedureBuilder:
         """
         return replace(self, _priority=check_priority(priority, "priority"))
 
-    def rate_limit(self, *, per_second: float) -> ProcedureBuilder:
+    def rate_limit(self, *, per_second: float, key: KeyFn | None = None) -> ProcedureBuilder:
         """At most ``per_second`` starts per second of this procedure, across every worker.
 
         Enforced by the Temporal server on a task queue of the procedure's own (a mutation
         then runs as a regular activity, not a local one).
+
+        :param key: a function of the validated input returning a string (e.g. a tenant id):
+            the rate then holds for each value of the key, and keys do not wait for each other
+            (Temporal's per-fairness-key rate limit; the key is the job's fairness key).
         """
         if (
             isinstance(per_second, bool)
@@ -186,7 +200,22 @@ class ProcedureBuilder:
             or per_second <= 0
         ):
             raise DeclarationError(f".rate_limit(per_second=...) takes a finite number > 0, not {per_second!r}")
-        return replace(self, _rate_limit=float(per_second))
+        if key is not None and not callable(key):
+            raise DeclarationError(f".rate_limit(key=...) takes a function of the input returning a str, not {key!r}")
+        return replace(self, _rate_limit=float(per_second), _rate_limit_key=key)
+
+    def fairness(self, *, key: KeyFn | None = None, weight: float | None = None) -> ProcedureBuilder:
+        """Default fairness of its jobs: Temporal's task-queue fairness, so that one key's backlog
+        (a tenant's) does not starve another's; keys get turns in proportion to their weights.
+
+        :param key: a function of the validated input returning the key (a str of 1 to 64 bytes).
+        :param weight: the key's share, from 0.001 to 1000 (default 1). A call's
+            ``schedule.options(fairness_key=, fairness_weight=)`` overrides either.
+        """
+        if key is not None and not callable(key):
+            raise DeclarationError(f".fairness(key=...) takes a function of the input returning a str, not {key!r}")
+        checked = None if weight is None else check_fairness_weight(weight, ".fairness(weight=...)")
+        return replace(self, _fairness_key=key, _fairness_weight=checked)
 
     def worker_concurrency(self, limit: int) -> ProcedureBuilder:
         """At most ``limit`` executions of this procedure running at once in each worker process.
@@ -232,11 +261,24 @@ class ProcedureBuilder:
             raise TypeError(f"this builder makes {self.kind}s: end it with .{self.kind}(fn), not .{kind}(fn)")
         if not callable(fn):
             raise TypeError(f".{kind}() takes a function (ctx, input), not {fn!r}")
-        limits = (self._priority, self._rate_limit, self._worker_concurrency, self._concurrency, self._key_concurrency)
+        limits = (
+            self._priority,
+            self._rate_limit,
+            self._worker_concurrency,
+            self._concurrency,
+            self._key_concurrency,
+            self._fairness_key,
+            self._fairness_weight,
+        )
         if kind == "query" and limits != (None,) * len(limits):
             raise DeclarationError(
-                "a query is never scheduled: .priority(), .rate_limit(), .concurrency() and "
-                ".worker_concurrency() are for mutations and actions"
+                "a query is never scheduled: .priority(), .rate_limit(), .concurrency(), "
+                ".worker_concurrency() and .fairness() are for mutations and actions"
+            )
+        if self._rate_limit_key is not None and self._fairness_key is not None:
+            raise DeclarationError(
+                ".rate_limit(key=...) makes its key the jobs' fairness key: drop .fairness(key=...) "
+                "(a .fairness(weight=...) scales the key's rate)"
             )
         takes_input, annotated_input, annotated_output = _inspect_handler(fn)
         input_model = self._input or annotated_input
@@ -262,6 +304,9 @@ class ProcedureBuilder:
             concurrency=self._concurrency,
             key_concurrency=self._key_concurrency,
             concurrency_key=self._concurrency_key,
+            fairness_key=self._fairness_key,
+            fairness_weight=self._fairness_weight,
+            rate_limit_key=self._rate_limit_key,
         )
 
 
@@ -333,3 +378,34 @@ def check_priority(priority: object, what: str) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
         raise DeclarationError(f"{what} is 1 (first) to 5 (last), not {priority!r}")
     return priority
+
+
+def check_fairness_key(key: object, what: str) -> str:
+    """``key`` if Temporal takes it as a fairness key (1 to 64 bytes of UTF-8), else
+    :class:`DeclarationError` naming ``what``."""
+    if not isinstance(key, str):
+        raise DeclarationError(f"{what} must be a str (e.g. a tenant id), not {type(key).__name__}")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= FAIRNESS_KEY_MAX_BYTES or not key.isprintable():
+        raise DeclarationError(
+            f"{what} must be 1 to {FAIRNESS_KEY_MAX_BYTES} bytes of printable UTF-8 (Temporal's limit), "
+            f"not {key[:80]!r} ({size} bytes)"
+        )
+    return key
+
+
+#: The fairness weights Temporal honours (it clamps others into this range).
+FAIRNESS_WEIGHTS = (0.001, 1000.0)
+
+
+def check_fairness_weight(weight: object, what: str) -> float:
+    """``weight`` as a float if it is a fairness weight Temporal honours, else :class:`DeclarationError`."""
+    least, most = FAIRNESS_WEIGHTS
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not math.isfinite(weight)
+        or not least <= weight <= most
+    ):
+        raise DeclarationError(f"{what} is a number from {least:g} to {most:g} (a key's share), not {weight!r}")
+    return float(weight)

@@ -38,7 +38,7 @@ from kitcn_temporal import (
     cron_jobs,
     setup_namespace,
 )
-from kitcn_temporal._wire import CALL_WORKFLOW, JobSpec
+from kitcn_temporal._wire import CALL_WORKFLOW, JobSpec, debounce_holder_id, now_ms
 from kitcn_temporal.ops._devserver import start_dev_server
 from testapp.probe import wait_for
 
@@ -54,7 +54,7 @@ SHAPES = (
     "scheduled_by_mutation", "action", "action_failed", "action_timed_out", "action_canceled_while_running",
     "action_lost_with_its_worker", "action_cut_off_by_shutdown", "cron_run", "call", "call_failed",
     "with_callback", "canceled_with_callback", "canceled_while_retrying", "unknown_procedure", "keyed",
-    "own_queue",
+    "own_queue", "debounced", "debounce_holder", "expired",
 )  # fmt: skip
 #: The shapes of the earlier version's histories.
 EARLIER_SHAPES = SHAPES[:17]
@@ -67,6 +67,7 @@ ENDINGS = {
     "canceled_with_callback": "CANCELED",
     "canceled_while_retrying": "CANCELED",
     "unknown_procedure": "FAILED",
+    "expired": "FAILED",
     **dict.fromkeys(("failed", "action_failed", "action_timed_out", "call_failed"), "FAILED"),
     **dict.fromkeys(("action_lost_with_its_worker", "action_cut_off_by_shutdown"), "FAILED"),
 }
@@ -158,12 +159,21 @@ async def newer_shapes(fault: FaultApp, tok: str) -> dict[str, str]:
     other = KitcnClient(fault.client, App.discover("deployapp_v1", task_queue=fault.queue))
     ids["unknown_procedure"] = await other.scheduler.run_after(0, "deploy.removed", {"ledger": str(fault.ledger)})
     await scheduler.cancel(ids["canceled_with_callback"])
+    # A debounced job called twice (its holder, kitcn.Debounce, is recorded once it has closed),
+    # and a job due 10 s ago with a 1 s ttl: it expires.
+    ids["debounced"] = await scheduler.run_debounced(f"replay:{tok}", 500, "work.bump", {"token": tok})
+    assert await scheduler.run_debounced(f"replay:{tok}", 500, "work.bump", {"token": f"{tok}:2"}) == ids["debounced"]
+    ids["expired"] = await scheduler.run_at(now_ms() - 10_000, "work.bump", {"token": tok}, ttl=1000)
 
     # Its attempts fail 0.5 s, then 1 s apart inside one workflow task (local activity retries
     # leave no event until they end): let a few go by before the cancel.
     await asyncio.sleep(2)
     await scheduler.cancel(ids["canceled_while_retrying"])
     return ids
+
+
+async def _closed(fault: FaultApp, workflow_id: str) -> bool:
+    return (await fault.client.get_workflow_handle(workflow_id).describe()).close_time is not None
 
 
 async def _recent_run(handle: Any) -> str | None:
@@ -202,6 +212,8 @@ async def record(fault: FaultApp, workers: Workers, tok: str) -> dict[str, Workf
     assert await second.stop() == 0
     await workers.start()
     await final_rows(fault, [cut], timeout=60)
+    ids["debounce_holder"] = holder = debounce_holder_id(f"replay:{tok}")
+    await wait_for(lambda: _closed(fault, holder), timeout=30)
     return {shape: await fault.client.get_workflow_handle(job_id).fetch_history() for shape, job_id in ids.items()}
 
 
