@@ -452,8 +452,12 @@ async def test_crons_list_shows_spec_next_runs_and_last_run(
     assert hourly["spec"] == "every 1h" and len(hourly["nextRuns"]) == 3
     assert hourly["lastRun"]["state"]["kind"] == "success"
     assert mornings["timezone"] == "Europe/Paris" and mornings["lastRun"] is None and not mornings["paused"]
+    assert (hourly["overlap"], hourly["jitterMs"]) == ("skip", 0)
+    assert (mornings["overlap"], mornings["jitterMs"]) == ("buffer_one", 90_000)
     table = await cli(address, "crons", "list", *app_args, "--crons", "clicrons:crons")
     assert "0 9 * * mon-fri (Europe/Paris)" in table.out and "success" in table.out
+    (line,) = [line for line in table.out.splitlines() if line.startswith("cli weekday mornings")]
+    assert "buffer_one, jitter 1m30s" in line
 
 
 @pytest.fixture

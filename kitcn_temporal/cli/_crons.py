@@ -9,6 +9,7 @@ Layer: command line.
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from typing import Any
 
 from pydantic.alias_generators import to_camel
@@ -100,22 +101,35 @@ def _summary(report: SyncReport) -> str:
 
 
 def _row_json(row: CronStatus) -> dict[str, Any]:
-    data = {to_camel(k): v for k, v in row.model_dump(mode="json", exclude={"last_run"}).items()}
+    data = {to_camel(k): v for k, v in row.model_dump(mode="json", exclude={"last_run", "jitter"}).items()}
+    data["jitterMs"] = row.jitter // timedelta(milliseconds=1)
     data["lastRun"] = job_json(row.last_run) if row.last_run else None
     return data
 
 
 def _table(rows: list[CronStatus]) -> str:
-    headers = ["NAME", "ORIGIN", "FUNCTION", "SPEC", "STATUS", "NEXT RUNS (UTC)", "LAST RUN"]
+    headers = ["NAME", "ORIGIN", "FUNCTION", "SPEC", "OVERLAP", "STATUS", "NEXT RUNS (UTC)", "LAST RUN"]
     cells, colors = [], []
     for row in rows:
         spec = row.spec if row.timezone == "UTC" else f"{row.spec} ({row.timezone})"
         next_runs = ", ".join(format_time(int(t.timestamp() * 1000)).removesuffix(" UTC") for t in row.next_runs)
         last = row.last_run
         last_text = f"{last.state.kind} {format_time(last.scheduled_time)}" if last else "-"
-        cells.append([row.name, row.origin, row.function or "?", spec, _status(row), next_runs or "-", last_text])
-        colors.append([None, None, None, None, None, None, STATE_COLORS.get(last.state.kind) if last else None])
+        policy = row.overlap + (f", jitter {_span(row.jitter)}" if row.jitter else "")
+        cells.append(
+            [row.name, row.origin, row.function or "?", spec, policy, _status(row), next_runs or "-", last_text]
+        )
+        colors.append([None, None, None, None, None, None, None, STATE_COLORS.get(last.state.kind) if last else None])
     return table(headers, cells, colors)
+
+
+def _span(span: timedelta) -> str:
+    """``30s``, ``1m30s``, ``250ms``: a jitter as people write it."""
+    ms = span // timedelta(milliseconds=1)
+    parts = [
+        f"{n}{unit}" for n, unit in ((ms // 3_600_000, "h"), (ms // 60_000 % 60, "m"), (ms // 1000 % 60, "s")) if n
+    ]
+    return "".join(parts) + (f"{ms % 1000}ms" if ms % 1000 else "")
 
 
 def _status(row: CronStatus) -> str:

@@ -15,7 +15,7 @@ scheduler does.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
@@ -39,7 +39,7 @@ from ._schedules import (
     put_schedule,
     require_own,
 )
-from ._spec import SCHEDULE_ID_PREFIX, check_name, runtime_cron
+from ._spec import DEFAULT_OVERLAP, SCHEDULE_ID_PREFIX, check_name, runtime_cron
 
 if TYPE_CHECKING:
     from .._app import App
@@ -55,7 +55,8 @@ class CronInfo(BaseModel):
 
     #: The name it was registered under; its schedule is ``kitcn-cron:<name>``.
     name: str
-    #: ``{"cron": "0 9 * * 1", "tz": "Europe/Paris"}`` or ``{"interval_ms": 3600000}``.
+    #: ``{"cron": "0 9 * * 1", "tz": "Europe/Paris"}`` or ``{"interval_ms": 3600000}``, with
+    #: ``overlap`` and ``jitter_ms`` when not the defaults: what ``register`` takes.
     spec: dict[str, Any]
     #: The procedure each run calls.
     function: str
@@ -63,6 +64,11 @@ class CronInfo(BaseModel):
     args: dict[str, Any]
     #: Paused in Temporal (by an operator: registering again keeps it so).
     paused: bool = False
+    #: Temporal's overlap policy: ``"skip"`` (the default), ``"buffer_one"``, ``"buffer_all"``,
+    #: ``"cancel_other"``, ``"terminate_other"`` or ``"allow_all"``.
+    overlap: str = DEFAULT_OVERLAP
+    #: Each run starts up to this much later than its time, at random.
+    jitter: timedelta = timedelta(0)
     #: The next three run times (UTC), from Temporal's description of the schedule (a local
     #: preview for a registration its mutation has not committed yet).
     next_runs: list[datetime]
@@ -87,7 +93,10 @@ class Crons:
         (a paused one stays paused).
 
         :param spec: ``{"cron": "m h dom mon dow", "tz": "Europe/Paris"}`` (``tz`` optional,
-            UTC by default) or ``{"interval_ms": n}`` (whole seconds, at least 1 000).
+            UTC by default) or ``{"interval_ms": n}`` (whole seconds, at least 1 000); either
+            may add ``"overlap"`` (Temporal's overlap policy: ``"skip"``, the default,
+            ``"buffer_one"``, ``"buffer_all"``, ``"cancel_other"``, ``"terminate_other"`` or
+            ``"allow_all"``) and a jitter, ``"jitter_ms": n`` or ``"jitter": timedelta``.
         :param function: a mutation or an action of the app, or its name.
         :param args: its arguments (a model instance or a dict), validated now.
         """
@@ -234,6 +243,8 @@ def _planned(plan: CronPlan, paused: bool) -> CronInfo:
         function=plan.function,
         args=plan.args,
         paused=paused,
+        overlap=plan.overlap,
+        jitter=timedelta(milliseconds=plan.jitter_ms),
         next_runs=plan.next_runs(3),
     )
 
@@ -246,5 +257,7 @@ async def _described(client: Client, desc: ScheduleDescription) -> CronInfo:
         function=cron.function or "?",
         args=cron.args,
         paused=cron.paused,
+        overlap=cron.overlap,
+        jitter=cron.jitter,
         next_runs=cron.next_runs,
     )
