@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,11 +13,12 @@ from temporalio.client import Client, ScheduleDescription, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
 from helpers import describe_schedule as describe
-from helpers import token
-from kitcn_temporal import CronJob, CronJobs, CRPCError, KitcnClient, cron_jobs
+from helpers import token, wait_state
+from kitcn_temporal import App, CronJob, CronJobs, CRPCError, KitcnClient, create_caller, cron_jobs
 from kitcn_temporal._wire import ExecOptions
 from kitcn_temporal.crons._schedules import CronPlan
 from testapp import cronjobs, runtimecrons
+from testapp.probe import RUNS
 
 POLICIES = {
     "skip": ScheduleOverlapPolicy.SKIP,
@@ -241,3 +242,115 @@ async def test_a_bad_runtime_overlap_or_jitter_is_one_clear_error(
     assert err.value.code == "BAD_REQUEST"
     assert err.value.message.startswith(f"cron {name!r}: ") and fragment in err.value.message
     assert await describe(client, f"kitcn-cron:{name}") is None
+
+
+# Backfill: each time of a window, once, now.
+
+HOUR = timedelta(hours=1)
+
+
+def past_day_at(hour: int) -> datetime:
+    """``hour`` o'clock (UTC) two days ago."""
+    day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    return day + timedelta(hours=hour)
+
+
+async def paused_hourly(client: Client, app: App, names: list[str], label: str) -> str:
+    """A synced hourly cron (at minute 0), paused so that only the backfill runs it."""
+    name = new_name(names, label)
+    crons = cron_jobs()
+    crons.hourly(name, {"minute_utc": 0}, cronjobs.tick, {"token": name})
+    await crons.sync(client, app)
+    await client.get_schedule_handle(f"kitcn-cron:{name}").pause(note="only backfills run it")
+    return name
+
+
+async def test_a_backfilled_hourly_cron_runs_once_per_hour_of_the_window_due_at_that_hour(
+    kitcn: KitcnClient, client: Client, app: App, names: list[str]
+) -> None:
+    name = await paused_hourly(client, app, names, "backfilled")
+    start = past_day_at(10)
+
+    assert await kitcn.crons.backfill(name, start, start + 3 * HOUR) == 3
+
+    for hour in range(3):
+        due = start + hour * HOUR
+        job = await wait_state(kitcn, f"cronjobs.tick:cron:{name}-{due:%Y-%m-%dT%H:%M:%SZ}")
+        assert (job.state.kind, job.scheduled_time, job.name) == (
+            "success",
+            int(due.timestamp() * 1000),
+            "cronjobs.tick",
+        )
+    assert await kitcn.system.get(f"cronjobs.tick:cron:{name}-{start + 3 * HOUR:%Y-%m-%dT%H:%M:%SZ}") is None
+    assert len([run for run in RUNS[name] if run[0] == "tick"]) == 3
+
+
+async def test_a_runtime_cron_is_backfilled_from_an_action(kitcn: KitcnClient, names: list[str]) -> None:
+    name = new_name(names, "runtime backfill")
+    await kitcn.crons.register(name, {"interval_ms": 1_800_000}, cronjobs.tick, {"token": name})
+    start = past_day_at(10)
+    window = {"name": name, "start": start, "end": start + HOUR}
+    assert await create_caller(kitcn, runtimecrons).actions.backfill(**window) == 2
+    for due in (start, start + HOUR / 2):
+        job = await wait_state(kitcn, f"cronjobs.tick:cron:{name}-{due:%Y-%m-%dT%H:%M:%SZ}")
+        assert job.scheduled_time == int(due.timestamp() * 1000)
+
+
+async def test_a_window_without_a_run_starts_nothing(
+    kitcn: KitcnClient, client: Client, app: App, names: list[str]
+) -> None:
+    name = await paused_hourly(client, app, names, "empty window")
+    start = past_day_at(10) + timedelta(minutes=1)
+    assert await kitcn.crons.backfill(name, start, start + timedelta(minutes=30)) == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "fragment"),
+    [
+        (datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 13, tzinfo=timezone.utc), "start must be timezone-aware"),
+        (datetime(2026, 1, 1, 10, tzinfo=timezone.utc), datetime(2026, 1, 1, 13), "end must be timezone-aware"),
+        (
+            datetime(2026, 1, 1, 13, tzinfo=timezone.utc),
+            datetime(2026, 1, 1, 10, tzinfo=timezone.utc),
+            "must come after start",
+        ),
+        (
+            datetime(2026, 1, 1, 13, tzinfo=timezone.utc),
+            datetime(2026, 1, 1, 13, tzinfo=timezone.utc),
+            "must come after start",
+        ),
+        ("2026-01-01T10:00:00Z", datetime(2026, 1, 1, 13, tzinfo=timezone.utc), "start must be a datetime"),
+        (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 2, 1, tzinfo=timezone.utc), "more than 500 runs"),
+    ],
+    ids=["naive start", "naive end", "end before start", "empty", "not a datetime", "too many runs"],
+)
+async def test_a_bad_backfill_window_is_a_bad_request(
+    kitcn: KitcnClient, client: Client, app: App, names: list[str], start: Any, end: Any, fragment: str
+) -> None:
+    name = await paused_hourly(client, app, names, "bad window")
+    with pytest.raises(CRPCError) as err:
+        await kitcn.crons.backfill(name, start, end)
+    assert err.value.code == "BAD_REQUEST" and name in err.value.message and fragment in err.value.message
+
+
+async def test_backfill_of_a_cron_the_app_does_not_have_is_not_found(
+    kitcn: KitcnClient, client: Client, app: App, names: list[str]
+) -> None:
+    start = past_day_at(10)
+    with pytest.raises(CRPCError) as err:
+        await kitcn.crons.backfill("no such cron", start, start + HOUR)
+    assert err.value.code == "NOT_FOUND" and "no cron 'no such cron'" in err.value.message
+    other = KitcnClient(client, app.with_options(task_queue=f"other-{token()[:6]}"))
+    name = new_name(names, "other app's")
+    await other.crons.register(name, {"interval_ms": 3_600_000}, cronjobs.tick, {"token": "t"})
+    with pytest.raises(CRPCError) as err:
+        await kitcn.crons.backfill(name, start, start + HOUR)
+    assert err.value.code == "NOT_FOUND" and "belongs to app" in err.value.message
+
+
+async def test_a_mutation_cannot_backfill(kitcn: KitcnClient, client: Client, app: App, names: list[str]) -> None:
+    name = await paused_hourly(client, app, names, "from a mutation")
+    start = past_day_at(10)
+    with pytest.raises(CRPCError, match="a backfill takes effect at once") as err:
+        await create_caller(kitcn, runtimecrons).backfill_from_mutation(name=name, start=start, end=start + HOUR)
+    assert err.value.code == "BAD_REQUEST"

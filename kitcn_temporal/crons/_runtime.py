@@ -1,6 +1,7 @@
 """Runtime crons (Convex's crons component): ``ctx.crons`` and ``KitcnClient.crons``.
 
-``register(name, spec, function, args)`` / ``unregister(name)`` / ``get(name)`` / ``list()``:
+``register(name, spec, function, args)`` / ``unregister(name)`` / ``get(name)`` / ``list()``
+(and ``backfill(name, start, end)``, for the app's declared crons too):
 crons that code creates while the app runs ("a digest every Monday 9:00 for this user, in
 their time zone"). Each is a Temporal schedule ``kitcn-cron:<name>`` of the same shape as a
 declared cron's, whose memo records ``{"app": ..., "origin": "runtime"}``: ``crons sync`` never
@@ -27,6 +28,7 @@ from .._wire import CronChange
 from ..jobs._scheduler import check_limits
 from ..jobs._unit import Unit
 from ..procedures._procedures import Procedure
+from ._backfill import backfill_cron
 from ._owner import ORIGIN_RUNTIME, CronConflictError, Owner, holder_of
 from ._schedules import (
     CronPlan,
@@ -168,6 +170,26 @@ class Crons:
             if (plan := change_plan(change)) is not None:
                 rows[change.name] = _planned(plan, row is not None and row.paused)
         return [rows[name] for name in sorted(rows)]
+
+    async def backfill(self, name: str, start: datetime, end: datetime) -> int:
+        """Run cron ``name`` once, now, for each of its times in [``start``, ``end``) (Temporal's
+        schedule backfill); returns how many runs that is.
+
+        ``name`` is a cron of this app, declared (and synced) or registered at runtime. Each run
+        is a job whose ``scheduled_time`` is its time; Temporal starts them over the next seconds
+        (about 10 a second), side by side whatever the cron's overlap policy. It takes effect
+        at once, so a query or mutation may not call it.
+
+        :param start: a timezone-aware datetime, the first instant of the window.
+        :param end: a timezone-aware datetime after ``start``, the first instant after it.
+        :raises CRPCError: ``BAD_REQUEST`` for a naive or reversed window, or one of more than
+            500 runs; ``NOT_FOUND`` for a cron this app does not have in Temporal.
+        """
+        if self._unit.mode != "immediate":
+            raise CRPCError("BAD_REQUEST", "a backfill takes effect at once: call it from an action or a client")
+        _check_name(name)
+        declared = Owner(self._app.name, self._owner().task_queue)
+        return await backfill_cron(self._client, name, [declared, self._owner()], start, end)
 
     @property
     def _client(self) -> Client:
