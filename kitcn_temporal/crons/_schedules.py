@@ -65,6 +65,7 @@ from ._owner import (
 )
 from ._spec import (
     DEFAULT_OVERLAP,
+    OVERLAP_POLICIES,
     SCHEDULE_ID_PREFIX,
     CronJob,
     Kind,
@@ -84,15 +85,8 @@ _SCHEDULE_FORMAT = 3
 
 SyncOutcome = Literal["created", "updated", "unchanged"]
 
-#: Temporal's overlap policy of each name a cron may give (``_spec.OVERLAP_POLICIES``).
-OVERLAP: dict[str, ScheduleOverlapPolicy] = {
-    "skip": ScheduleOverlapPolicy.SKIP,
-    "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
-    "buffer_all": ScheduleOverlapPolicy.BUFFER_ALL,
-    "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
-    "terminate_other": ScheduleOverlapPolicy.TERMINATE_OTHER,
-    "allow_all": ScheduleOverlapPolicy.ALLOW_ALL,
-}
+#: Temporal's overlap policy of each name a cron may give (``SKIP`` for ``"skip"``, ...).
+OVERLAP = {name: ScheduleOverlapPolicy[name.upper()] for name in OVERLAP_POLICIES}
 
 
 @dataclass(frozen=True)
@@ -379,8 +373,7 @@ async def described_cron(client: Client, desc: ScheduleDescription, *, runs: int
 
 def overlap_name(desc: ScheduleDescription) -> str:
     """The described schedule's overlap policy, by its name in :data:`OVERLAP_POLICIES`."""
-    policy = desc.schedule.policy.overlap
-    return next((name for name, value in OVERLAP.items() if value == policy), policy.name.lower())
+    return desc.schedule.policy.overlap.name.lower()
 
 
 async def owned_schedule_ids(client: Client, owners: Sequence[Owner], skip: Set[str] = frozenset()) -> list[list[str]]:

@@ -320,17 +320,15 @@ class TestEnv:
         return _job_of(desc, self._tracker.lags.get(job_id, timedelta(0)))
 
     async def _bounded(self, work: Awaitable[T], timeout: float, what: str, since: int | None = None) -> T:
-        """``work`` within ``timeout`` seconds, else :class:`TestEnvError` saying what went on:
-        the jobs still due or running, and whether jobs kept scheduling new ones (jobs started
-        from ``tracker.started[since]`` on)."""
+        """``work`` within ``timeout`` seconds, else :class:`TestEnvError` saying what went on (and
+        whether the jobs started from ``tracker.started[since]`` on kept scheduling new ones)."""
         try:
             return await asyncio.wait_for(work, timeout)
         except asyncio.TimeoutError:
             jobs = _jobs_text(await self._jobs())
             if since is None:
                 raise TestEnvError(f"{what}: {jobs}") from None
-            recursion = self._tracker.recursion(since)
-            started = len(self._tracker.started) - since
+            recursion, started = self._tracker.recursion(since), len(self._tracker.started) - since
             if recursion is not None:
                 raise TestEnvError(f"{what}: {recursion.text()}; {jobs}") from None
             if jobs == _IDLE:  # it gave up between two jobs: work went on all along
