@@ -11,7 +11,9 @@ import pty
 import signal
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import Client
@@ -452,8 +454,12 @@ async def test_crons_list_shows_spec_next_runs_and_last_run(
     assert hourly["spec"] == "every 1h" and len(hourly["nextRuns"]) == 3
     assert hourly["lastRun"]["state"]["kind"] == "success"
     assert mornings["timezone"] == "Europe/Paris" and mornings["lastRun"] is None and not mornings["paused"]
+    assert (hourly["overlap"], hourly["jitterMs"]) == ("skip", 0)
+    assert (mornings["overlap"], mornings["jitterMs"]) == ("buffer_one", 90_000)
     table = await cli(address, "crons", "list", *app_args, "--crons", "clicrons:crons")
     assert "0 9 * * mon-fri (Europe/Paris)" in table.out and "success" in table.out
+    (line,) = [line for line in table.out.splitlines() if line.startswith("cli weekday mornings")]
+    assert "buffer_one, jitter 1m30s" in line
 
 
 @pytest.fixture
@@ -491,6 +497,44 @@ async def test_crons_list_without_declarations_shows_the_runtime_crons(
     result = await cli(address, "crons", "list", *app_args, "--crons", "", "--json")
     assert result.code == 0, result.err
     assert runtime_cron in {row["name"] for row in result.json() if row["origin"] == "runtime"}
+
+
+async def test_crons_backfill_runs_each_time_of_the_window_and_says_how_many(
+    address: str, app_args: list[str], kitcn: KitcnClient, runtime_cron: str
+) -> None:
+    day = datetime.now(timezone.utc).date() - timedelta(days=2)
+    paris = ZoneInfo("Europe/Paris")
+    start, end = (datetime.combine(day, time(hour), tzinfo=paris).isoformat() for hour in (8, 10))
+    result = await cli(address, "crons", "backfill", runtime_cron, *app_args, "--start", start, "--end", end)
+    assert result.code == 0, result.err
+    said = f"cron {runtime_cron!r}: 1 run(s) from {start} to {end} started now (Temporal's backfill)"
+    assert result.out.strip() == said
+    due = datetime.combine(day, time(8, 15), tzinfo=paris).astimezone(timezone.utc)  # the cron's time that day
+    job = await wait_state(kitcn, f"cronjobs.tick:cron:{runtime_cron}-{due:%Y-%m-%dT%H:%M:%SZ}")
+    assert job.scheduled_time == int(due.timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragments"),
+    [
+        (["--start", "2026-01-01T10:00:00", "--end", "2026-01-01T11:00:00Z"], ["--start", "has no timezone"]),
+        (["--start", "2026-01-01T10:00:00Z", "--end", "soon"], ["--end 'soon' is not a time"]),
+        (["--start", "2026-01-01T11:00:00Z", "--end", "2026-01-01T10:00:00Z"], ["BAD_REQUEST", "must come after"]),
+        (["--start", "2026-01-01T10:00:00Z"], ["--end"]),
+    ],
+    ids=["naive", "not a time", "end before start", "no end"],
+)
+async def test_crons_backfill_of_a_bad_window_is_one_line(
+    address: str, app_args: list[str], runtime_cron: str, options: list[str], fragments: list[str]
+) -> None:
+    result = await cli(address, "crons", "backfill", runtime_cron, *app_args, *options)
+    assert_one_line_error(result, *fragments)
+
+
+async def test_crons_backfill_of_an_unknown_cron_is_one_line(address: str, app_args: list[str]) -> None:
+    window = ["--start", "2026-01-01T10:00:00Z", "--end", "2026-01-01T11:00:00Z"]
+    result = await cli(address, "crons", "backfill", "no such cron", *app_args, *window)
+    assert_one_line_error(result, "NOT_FOUND", "no cron 'no such cron'")
 
 
 async def _has_row(kitcn: KitcnClient, name: str) -> bool:

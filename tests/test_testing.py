@@ -6,6 +6,7 @@ own) for the test app; the cron tests start their envs with ``TestEnv.start`` di
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -148,6 +149,61 @@ async def test_wait_idle_times_out_naming_the_jobs_still_running(kitcn_env: Test
     gate(tok).set()
     await kitcn_env.wait_idle()
     assert await states(kitcn_env, job_id) == ["success"]
+
+
+# -- jobs that never settle -----------------------------------------------------------------
+
+RECURSION = (
+    r"the jobs keep scheduling new jobs \(recursive scheduling: {how}\); "
+    r"(\d+) run\(s\) scheduled by jobs while it waited: {runs}"
+)
+
+
+async def test_wait_idle_says_when_a_function_keeps_scheduling_itself(kitcn_env: TestEnv) -> None:
+    tok = token()
+    await kitcn_env.kitcn.scheduler.run_after(0, "timers.forever", {"token": tok})
+    with pytest.raises(TestEnvError) as caught:
+        await kitcn_env.wait_idle(timeout=2)
+    message = str(caught.value)
+    pattern = RECURSION.format(how="timers.forever schedules itself", runs=r"timers.forever (\d+)")
+    found = re.match(rf"wait_idle\(\) timed out after 2s: {pattern}; ", message)
+    assert found is not None, message
+    assert int(found[1]) == int(found[2]) >= 2
+    assert "no job is due or running now" not in message
+    gate(tok).set()
+    await kitcn_env.wait_idle()
+
+
+async def test_wait_idle_names_every_function_of_a_recursion_through_others(kitcn_env: TestEnv) -> None:
+    tok = token()
+    await kitcn_env.kitcn.scheduler.run_after(0, "timers.ping", {"token": tok})
+    with pytest.raises(TestEnvError) as caught:
+        await kitcn_env.wait_idle(timeout=2)
+    message = str(caught.value)
+    how = "timers.ping schedules timers.pong schedules timers.ping"
+    runs = r"timers.p[io]ng \d+, timers.p[io]ng \d+"
+    assert re.search(RECURSION.format(how=how, runs=runs), message), message
+    gate(tok).set()
+    await kitcn_env.wait_idle()
+
+
+async def test_advance_says_when_jobs_keep_scheduling_new_jobs(kitcn_env: TestEnv) -> None:
+    tok = token()
+    await kitcn_env.kitcn.scheduler.run_after(0, "timers.forever", {"token": tok, "every_ms": 60_000})
+    with pytest.raises(TestEnvError) as caught:
+        await kitcn_env.advance(DAY, timeout=3)
+    message = str(caught.value)
+    pattern = RECURSION.format(how="timers.forever schedules itself", runs=r"timers.forever \d+")
+    assert re.match(rf"advance\(1 day, 0:00:00\) did not finish within 3s: {pattern}; ", message), message
+    gate(tok).set()
+    await kitcn_env.wait_idle()
+
+
+async def test_a_chain_that_ends_is_not_recursion(kitcn_env: TestEnv) -> None:
+    tok = token()
+    await kitcn_env.kitcn.scheduler.run_after(0, "timers.chain", {"token": tok, "every_ms": 0, "remaining": 5})
+    await kitcn_env.wait_idle()
+    assert RUNS[tok] == [5, 4, 3, 2, 1, 0]
 
 
 # -- the env: its namespace, its database, its end -----------------------------------------

@@ -108,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
         _crons_option(sub)
         _json_option(sub)
         sub.set_defaults(handler=handler)
+    backfill = command(
+        crons_commands, "backfill", "run a cron once now for each of its times from --start up to --end (excluded)"
+    )
+    backfill.add_argument("name", metavar="NAME", help="the cron, declared (and synced) or registered at runtime")
+    backfill.add_argument("--start", metavar="TIME", required=True, help="ISO 8601 time with a timezone: included")
+    backfill.add_argument("--end", metavar="TIME", required=True, help="ISO 8601 time with a timezone: excluded")
+    _connection_options(backfill)
+    _app_options(backfill)
+    _json_option(backfill)
+    backfill.set_defaults(handler=_crons.backfill)
 
     jobs = command(commands, "jobs", "the _scheduled_functions table")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True)

@@ -43,17 +43,21 @@ def parse_time_ms(text: str) -> int:
     text = text.strip()
     if _EPOCH_MS.fullmatch(text):
         return int(text)
+    return round(parse_iso_time(text, "--at").timestamp() * 1000)
+
+
+def parse_iso_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time with a timezone (``2030-01-01T09:00:00Z``), the value of ``option``."""
+    text = text.strip()
     iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
     try:
         when = datetime.fromisoformat(iso)
     except ValueError:
-        raise UsageError(
-            f"--at {text!r} is not a time: expected ISO 8601 with a timezone "
-            "(e.g. 2030-01-01T09:00:00Z) or milliseconds since the epoch"
-        ) from None
+        expected = "or milliseconds since the epoch" if option == "--at" else "such as 2030-01-01T09:00:00Z"
+        raise UsageError(f"{option} {text!r} is not a time: expected ISO 8601 with a timezone {expected}") from None
     if when.tzinfo is None or when.utcoffset() is None:
-        raise UsageError(f"--at {text!r} has no timezone: add one (e.g. {text}Z for UTC or {text}+02:00)")
-    return round(when.timestamp() * 1000)
+        raise UsageError(f"{option} {text!r} has no timezone: add one (e.g. {text}Z for UTC or {text}+02:00)")
+    return when
 
 
 def join_signed_values(argv: list[str]) -> list[str]:

@@ -5,7 +5,8 @@
 * ``_schedules``: a cron's schedule (``CronPlan``: its shape and hash), written only by its
   owner, and a mutation's buffered change applied after its commit;
 * ``_declared``: ``cron_jobs()`` declarations; ``_sync``: their sync and ``crons list``'s rows;
-* ``_runtime``: ``ctx.crons`` and ``KitcnClient.crons`` (Convex's crons component).
+* ``_runtime``: ``ctx.crons`` and ``KitcnClient.crons`` (Convex's crons component);
+* ``_backfill``: a cron's runs of a window, started now (Temporal's schedule backfill).
 
 Layer: crons: above jobs (each run is a job, a runtime cron change rides a unit's buffer),
 below execution (whose contexts carry ``ctx.crons``).

@@ -20,13 +20,18 @@ from temporalio.client import Client
 
 from ..procedures._procedures import Procedure
 from ._spec import (
+    DEFAULT_OVERLAP,
     MAX_CRON_NAME_LENGTH,
     MIN_INTERVAL,
+    OVERLAP_POLICIES,
     CronJob,
     Kind,
+    Overlap,
     check_expression,
     check_interval,
+    check_jitter,
     check_name,
+    check_overlap,
     check_target,
     check_timezone,
     describe_period,
@@ -36,7 +41,15 @@ from ._sync import AppClient, CronStatus, SyncReport, cron_statuses, resolve_tar
 if TYPE_CHECKING:
     from .._app import App
 
-__all__ = ["DAYS_OF_WEEK", "MAX_CRON_NAME_LENGTH", "MIN_INTERVAL", "CronJob", "CronJobs", "cron_jobs"]
+__all__ = [
+    "DAYS_OF_WEEK",
+    "MAX_CRON_NAME_LENGTH",
+    "MIN_INTERVAL",
+    "OVERLAP_POLICIES",
+    "CronJob",
+    "CronJobs",
+    "cron_jobs",
+]
 
 #: ``weekly(..., {"day_of_week": ...})``: Convex's day names.
 DAYS_OF_WEEK = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -55,7 +68,16 @@ class CronJobs:
     def __init__(self) -> None:
         self._jobs: dict[str, CronJob] = {}
 
-    def interval(self, name: str, every: Interval, fn: Procedure, args: Any = None) -> CronJob:
+    def interval(
+        self,
+        name: str,
+        every: Interval,
+        fn: Procedure,
+        args: Any = None,
+        *,
+        overlap: Overlap = DEFAULT_OVERLAP,
+        jitter: timedelta | None = None,
+    ) -> CronJob:
         """Run ``fn`` every ``{"seconds" | "minutes" | "hours": n}`` or ``timedelta``.
 
         Runs fall on multiples of the period since the epoch (``{"hours": 2}``: 00:00, 02:00, ...).
@@ -65,44 +87,107 @@ class CronJobs:
             seconds, at least one.
         :param fn: the mutation or action to run.
         :param args: its arguments (a model instance or a dict), validated now.
+        :param overlap: what happens when a run is due while the previous one is still going,
+            as Temporal's overlap policies: ``"skip"`` it (the default), ``"buffer_one"`` (run
+            it once the previous ends; one waits at most), ``"buffer_all"`` (every one waits its
+            turn), ``"cancel_other"`` (cancel the previous, then run), ``"terminate_other"``
+            (terminate the previous, then run), ``"allow_all"`` (run at once, side by side).
+        :param jitter: start each run up to this much later than its time, at random (whole
+            milliseconds; Temporal never delays a run past the next one).
         """
         check_name(name)
         period = check_interval(name, every)
-        return self._add(name, "interval", describe_period(period), "UTC", fn, args, every=period)
+        return self._add(
+            name, "interval", describe_period(period), "UTC", fn, args, every=period, overlap=overlap, jitter=jitter
+        )
 
-    def cron(self, name: str, expression: str, fn: Procedure, args: Any = None, *, tz: str = "UTC") -> CronJob:
+    def cron(
+        self,
+        name: str,
+        expression: str,
+        fn: Procedure,
+        args: Any = None,
+        *,
+        tz: str = "UTC",
+        overlap: Overlap = DEFAULT_OVERLAP,
+        jitter: timedelta | None = None,
+    ) -> CronJob:
         """Run ``fn`` on a cron expression ``"minute hour day-of-month month day-of-week"``.
 
         :param expression: five fields of numbers, ``*``, lists, ranges, steps and
             month/day names (``"0 9 * * mon-fri"``).
         :param tz: the IANA time zone the expression is read in (default UTC).
+        :param overlap: ``"skip"`` (default), ``"buffer_one"``, ``"buffer_all"``,
+            ``"cancel_other"``, ``"terminate_other"`` or ``"allow_all"``: see :meth:`interval`.
+        :param jitter: start each run up to this much later than its time, at random.
         """
         check_name(name)
         zone = check_timezone(name, tz)
-        return self._add(name, "cron", check_expression(name, expression, zone), tz, fn, args)
+        expression = check_expression(name, expression, zone)
+        return self._add(name, "cron", expression, tz, fn, args, overlap=overlap, jitter=jitter)
 
-    def hourly(self, name: str, at: Mapping[str, int], fn: Procedure, args: Any = None) -> CronJob:
-        """Run ``fn`` every hour at ``{"minute_utc": m}``."""
+    def hourly(
+        self,
+        name: str,
+        at: Mapping[str, int],
+        fn: Procedure,
+        args: Any = None,
+        *,
+        overlap: Overlap = DEFAULT_OVERLAP,
+        jitter: timedelta | None = None,
+    ) -> CronJob:
+        """Run ``fn`` every hour at ``{"minute_utc": m}`` (``overlap``, ``jitter``: see :meth:`interval`)."""
         (minute,) = _check_shape(name, "hourly", at, ("minute_utc",))
-        return self.cron(name, f"{minute} * * * *", fn, args)
+        return self.cron(name, f"{minute} * * * *", fn, args, overlap=overlap, jitter=jitter)
 
-    def daily(self, name: str, at: Mapping[str, int], fn: Procedure, args: Any = None) -> CronJob:
-        """Run ``fn`` every day at ``{"hour_utc": h, "minute_utc": m}``."""
+    def daily(
+        self,
+        name: str,
+        at: Mapping[str, int],
+        fn: Procedure,
+        args: Any = None,
+        *,
+        overlap: Overlap = DEFAULT_OVERLAP,
+        jitter: timedelta | None = None,
+    ) -> CronJob:
+        """Run ``fn`` every day at ``{"hour_utc": h, "minute_utc": m}`` (``overlap``, ``jitter``:
+        see :meth:`interval`)."""
         hour, minute = _check_shape(name, "daily", at, ("hour_utc", "minute_utc"))
-        return self.cron(name, f"{minute} {hour} * * *", fn, args)
+        return self.cron(name, f"{minute} {hour} * * *", fn, args, overlap=overlap, jitter=jitter)
 
-    def weekly(self, name: str, at: Mapping[str, Any], fn: Procedure, args: Any = None) -> CronJob:
-        """Run ``fn`` every week at ``{"day_of_week": "monday", "hour_utc": h, "minute_utc": m}``."""
+    def weekly(
+        self,
+        name: str,
+        at: Mapping[str, Any],
+        fn: Procedure,
+        args: Any = None,
+        *,
+        overlap: Overlap = DEFAULT_OVERLAP,
+        jitter: timedelta | None = None,
+    ) -> CronJob:
+        """Run ``fn`` every week at ``{"day_of_week": "monday", "hour_utc": h, "minute_utc": m}``
+        (``overlap``, ``jitter``: see :meth:`interval`)."""
         day, hour, minute = _check_shape(name, "weekly", at, ("day_of_week", "hour_utc", "minute_utc"))
-        return self.cron(name, f"{minute} {hour} * * {DAYS_OF_WEEK.index(day)}", fn, args)
+        expression = f"{minute} {hour} * * {DAYS_OF_WEEK.index(day)}"
+        return self.cron(name, expression, fn, args, overlap=overlap, jitter=jitter)
 
-    def monthly(self, name: str, at: Mapping[str, int], fn: Procedure, args: Any = None) -> CronJob:
-        """Run ``fn`` every month at ``{"day": d, "hour_utc": h, "minute_utc": m}``.
+    def monthly(
+        self,
+        name: str,
+        at: Mapping[str, int],
+        fn: Procedure,
+        args: Any = None,
+        *,
+        overlap: Overlap = DEFAULT_OVERLAP,
+        jitter: timedelta | None = None,
+    ) -> CronJob:
+        """Run ``fn`` every month at ``{"day": d, "hour_utc": h, "minute_utc": m}`` (``overlap``,
+        ``jitter``: see :meth:`interval`).
 
         A month without that day (``"day": 31`` in April) has no run.
         """
         day, hour, minute = _check_shape(name, "monthly", at, ("day", "hour_utc", "minute_utc"))
-        return self.cron(name, f"{minute} {hour} {day} * *", fn, args)
+        return self.cron(name, f"{minute} {hour} {day} * *", fn, args, overlap=overlap, jitter=jitter)
 
     def __iter__(self) -> Iterator[CronJob]:
         return iter(self._jobs.values())
@@ -162,12 +247,15 @@ class CronJobs:
         args: Any,
         *,
         every: timedelta | None = None,
+        overlap: Any = DEFAULT_OVERLAP,
+        jitter: Any = None,
     ) -> CronJob:
         check_name(name)
         if name in self._jobs:
             raise ValueError(f"cron {name!r} is declared twice: cron names must be unique")
+        policy, delay = check_overlap(name, overlap), check_jitter(name, jitter)
         payload = check_target(name, fn, args)
-        job = CronJob(name, kind, spec, tz, fn, payload, every)
+        job = CronJob(name, kind, spec, tz, fn, payload, every, policy, delay)
         self._jobs[name] = job
         return job
 

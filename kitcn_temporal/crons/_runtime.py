@@ -1,6 +1,7 @@
 """Runtime crons (Convex's crons component): ``ctx.crons`` and ``KitcnClient.crons``.
 
-``register(name, spec, function, args)`` / ``unregister(name)`` / ``get(name)`` / ``list()``:
+``register(name, spec, function, args)`` / ``unregister(name)`` / ``get(name)`` / ``list()``
+(and ``backfill(name, start, end)``, for the app's declared crons too):
 crons that code creates while the app runs ("a digest every Monday 9:00 for this user, in
 their time zone"). Each is a Temporal schedule ``kitcn-cron:<name>`` of the same shape as a
 declared cron's, whose memo records ``{"app": ..., "origin": "runtime"}``: ``crons sync`` never
@@ -15,7 +16,7 @@ scheduler does.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
@@ -27,6 +28,7 @@ from .._wire import CronChange
 from ..jobs._scheduler import check_limits
 from ..jobs._unit import Unit
 from ..procedures._procedures import Procedure
+from ._backfill import backfill_cron
 from ._owner import ORIGIN_RUNTIME, CronConflictError, Owner, holder_of
 from ._schedules import (
     CronPlan,
@@ -39,7 +41,7 @@ from ._schedules import (
     put_schedule,
     require_own,
 )
-from ._spec import SCHEDULE_ID_PREFIX, check_name, runtime_cron
+from ._spec import DEFAULT_OVERLAP, SCHEDULE_ID_PREFIX, check_name, runtime_cron
 
 if TYPE_CHECKING:
     from .._app import App
@@ -55,7 +57,8 @@ class CronInfo(BaseModel):
 
     #: The name it was registered under; its schedule is ``kitcn-cron:<name>``.
     name: str
-    #: ``{"cron": "0 9 * * 1", "tz": "Europe/Paris"}`` or ``{"interval_ms": 3600000}``.
+    #: ``{"cron": "0 9 * * 1", "tz": "Europe/Paris"}`` or ``{"interval_ms": 3600000}``, with
+    #: ``overlap`` and ``jitter_ms`` when not the defaults: what ``register`` takes.
     spec: dict[str, Any]
     #: The procedure each run calls.
     function: str
@@ -63,6 +66,11 @@ class CronInfo(BaseModel):
     args: dict[str, Any]
     #: Paused in Temporal (by an operator: registering again keeps it so).
     paused: bool = False
+    #: Temporal's overlap policy: ``"skip"`` (the default), ``"buffer_one"``, ``"buffer_all"``,
+    #: ``"cancel_other"``, ``"terminate_other"`` or ``"allow_all"``.
+    overlap: str = DEFAULT_OVERLAP
+    #: Each run starts up to this much later than its time, at random.
+    jitter: timedelta = timedelta(0)
     #: The next three run times (UTC), from Temporal's description of the schedule (a local
     #: preview for a registration its mutation has not committed yet).
     next_runs: list[datetime]
@@ -87,7 +95,10 @@ class Crons:
         (a paused one stays paused).
 
         :param spec: ``{"cron": "m h dom mon dow", "tz": "Europe/Paris"}`` (``tz`` optional,
-            UTC by default) or ``{"interval_ms": n}`` (whole seconds, at least 1 000).
+            UTC by default) or ``{"interval_ms": n}`` (whole seconds, at least 1 000); either
+            may add ``"overlap"`` (Temporal's overlap policy: ``"skip"``, the default,
+            ``"buffer_one"``, ``"buffer_all"``, ``"cancel_other"``, ``"terminate_other"`` or
+            ``"allow_all"``) and a jitter, ``"jitter_ms": n`` or ``"jitter": timedelta``.
         :param function: a mutation or an action of the app, or its name.
         :param args: its arguments (a model instance or a dict), validated now.
         """
@@ -159,6 +170,26 @@ class Crons:
             if (plan := change_plan(change)) is not None:
                 rows[change.name] = _planned(plan, row is not None and row.paused)
         return [rows[name] for name in sorted(rows)]
+
+    async def backfill(self, name: str, start: datetime, end: datetime) -> int:
+        """Run cron ``name`` once, now, for each of its times in [``start``, ``end``) (Temporal's
+        schedule backfill); returns how many runs that is.
+
+        ``name`` is a cron of this app, declared (and synced) or registered at runtime. Each run
+        is a job whose ``scheduled_time`` is its time; Temporal starts them over the next seconds
+        (about 10 a second), side by side whatever the cron's overlap policy. It takes effect
+        at once, so a query or mutation may not call it.
+
+        :param start: a timezone-aware datetime, the first instant of the window.
+        :param end: a timezone-aware datetime after ``start``, the first instant after it.
+        :raises CRPCError: ``BAD_REQUEST`` for a naive or reversed window, or one of more than
+            500 runs; ``NOT_FOUND`` for a cron this app does not have in Temporal.
+        """
+        if self._unit.mode != "immediate":
+            raise CRPCError("BAD_REQUEST", "a backfill takes effect at once: call it from an action or a client")
+        _check_name(name)
+        declared = Owner(self._app.name, self._owner().task_queue)
+        return await backfill_cron(self._client, name, [declared, self._owner()], start, end)
 
     @property
     def _client(self) -> Client:
@@ -234,6 +265,8 @@ def _planned(plan: CronPlan, paused: bool) -> CronInfo:
         function=plan.function,
         args=plan.args,
         paused=paused,
+        overlap=plan.overlap,
+        jitter=timedelta(milliseconds=plan.jitter_ms),
         next_runs=plan.next_runs(3),
     )
 
@@ -246,5 +279,7 @@ async def _described(client: Client, desc: ScheduleDescription) -> CronInfo:
         function=cron.function or "?",
         args=cron.args,
         paused=cron.paused,
+        overlap=cron.overlap,
+        jitter=cron.jitter,
         next_runs=cron.next_runs,
     )

@@ -63,7 +63,16 @@ from ._owner import (
     holder_of,
     listed_holder,
 )
-from ._spec import SCHEDULE_ID_PREFIX, CronJob, Kind, preview_runs, spec_dict, temporal_cron_strings
+from ._spec import (
+    DEFAULT_OVERLAP,
+    OVERLAP_POLICIES,
+    SCHEDULE_ID_PREFIX,
+    CronJob,
+    Kind,
+    preview_runs,
+    spec_dict,
+    temporal_cron_strings,
+)
 
 logger = logging.getLogger("kitcn_temporal")
 
@@ -75,6 +84,9 @@ CATCHUP_WINDOW = timedelta(minutes=1)
 _SCHEDULE_FORMAT = 3
 
 SyncOutcome = Literal["created", "updated", "unchanged"]
+
+#: Temporal's overlap policy of each name a cron may give (``SKIP`` for ``"skip"``, ...).
+OVERLAP = {name: ScheduleOverlapPolicy[name.upper()] for name in OVERLAP_POLICIES}
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,10 @@ class CronPlan:
     task_queue: str
     app: str
     origin: str
+    #: Temporal's overlap policy, by its name in :data:`OVERLAP_POLICIES`.
+    overlap: str = DEFAULT_OVERLAP
+    #: Each run starts up to this many ms later than its time, at random.
+    jitter_ms: int = 0
 
     @classmethod
     def of(cls, job: CronJob, function: str, options: ExecOptions, owner: Owner) -> CronPlan:
@@ -111,6 +127,8 @@ class CronPlan:
             owner.task_queue,
             owner.app,
             owner.origin,
+            job.overlap,
+            job.jitter // timedelta(milliseconds=1),
         )
 
     @property
@@ -126,8 +144,8 @@ class CronPlan:
         return None if self.every_ms is None else timedelta(milliseconds=self.every_ms)
 
     def spec_dict(self) -> dict[str, Any]:
-        """The timing in ``ctx.crons.register``'s shape."""
-        return spec_dict(self.kind, self.spec, self.timezone, self.every_ms)
+        """The timing (and overlap policy, jitter) in ``ctx.crons.register``'s shape."""
+        return spec_dict(self.kind, self.spec, self.timezone, self.every_ms, self.overlap, self.jitter_ms)
 
     def next_runs(self, count: int = 3) -> list[datetime]:
         """A local preview of the next runs (for a cron not in Temporal yet)."""
@@ -150,15 +168,24 @@ class CronPlan:
         }
         if self.origin != ORIGIN_DECLARED:  # declared crons keep the hashes of earlier versions
             declaration["origin"] = self.origin
+        # Only when set: a cron declared before they existed keeps its hash (a sync rewrites nothing).
+        if self.overlap != DEFAULT_OVERLAP:
+            declaration["overlap"] = self.overlap
+        if self.jitter_ms:
+            declaration["jitterMs"] = self.jitter_ms
         return hashlib.sha256(json.dumps(declaration, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     def schedule(self) -> Schedule:
-        """The Temporal schedule: each run a ``kitcn.ScheduledFunction`` job, overlaps skipped."""
+        """The Temporal schedule: each run a ``kitcn.ScheduledFunction`` job, with the cron's
+        overlap policy (overlaps skipped by default) and jitter."""
         every = self.every
+        jitter = timedelta(milliseconds=self.jitter_ms) if self.jitter_ms else None
         if every is not None:
-            spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)])
+            spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)], jitter=jitter)
         else:
-            spec = ScheduleSpec(cron_expressions=temporal_cron_strings(self.spec), time_zone_name=self.timezone)
+            spec = ScheduleSpec(
+                cron_expressions=temporal_cron_strings(self.spec), time_zone_name=self.timezone, jitter=jitter
+            )
         zone = "" if self.timezone == "UTC" else f" {self.timezone}"
         memo: dict[str, Any] = {
             # No due time: each run is due when the schedule means it to start.
@@ -188,8 +215,8 @@ class CronPlan:
             ),
             static_summary=f"{self.function}, cron {self.name!r}: {self.spec}{zone}",
         )
-        # SKIP: no run starts while the previous one is still going.
-        policy = SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=CATCHUP_WINDOW)
+        # SKIP by default: no run starts while the previous one is still going.
+        policy = SchedulePolicy(overlap=OVERLAP[self.overlap], catchup_window=CATCHUP_WINDOW)
         return Schedule(action=action, spec=spec, policy=policy)
 
 
@@ -309,10 +336,14 @@ class DescribedCron:
     paused: bool
     note: str | None
     next_runs: list[datetime]
+    #: Its overlap policy's name (:data:`OVERLAP_POLICIES`), as the schedule has it.
+    overlap: str = DEFAULT_OVERLAP
+    jitter: timedelta = timedelta(0)
 
     def spec_dict(self) -> dict[str, Any]:
-        """The timing in ``ctx.crons.register``'s shape."""
-        return spec_dict(self.kind, self.spec, self.timezone, self.every_ms)
+        """The timing (and overlap policy, jitter) in ``ctx.crons.register``'s shape."""
+        jitter_ms = self.jitter // timedelta(milliseconds=1)
+        return spec_dict(self.kind, self.spec, self.timezone, self.every_ms, self.overlap, jitter_ms)
 
 
 async def described_cron(client: Client, desc: ScheduleDescription, *, runs: int = 3) -> DescribedCron:
@@ -335,7 +366,14 @@ async def described_cron(client: Client, desc: ScheduleDescription, *, runs: int
         paused=desc.schedule.state.paused,
         note=desc.schedule.state.note,
         next_runs=list(desc.info.next_action_times[:runs]),
+        overlap=overlap_name(desc),
+        jitter=desc.schedule.spec.jitter or timedelta(0),
     )
+
+
+def overlap_name(desc: ScheduleDescription) -> str:
+    """The described schedule's overlap policy, by its name in :data:`OVERLAP_POLICIES`."""
+    return desc.schedule.policy.overlap.name.lower()
 
 
 async def owned_schedule_ids(client: Client, owners: Sequence[Owner], skip: Set[str] = frozenset()) -> list[list[str]]:

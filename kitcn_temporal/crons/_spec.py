@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
@@ -42,7 +42,20 @@ _DAY_NAMES = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*,/\-]+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: What a runtime spec looks like, for its error messages.
-_RUNTIME_SHAPES = "{'cron': 'm h dom mon dow', 'tz': 'Europe/Paris'} (tz optional) or {'interval_ms': n}"
+_RUNTIME_SHAPES = (
+    "{'cron': 'm h dom mon dow', 'tz': 'Europe/Paris'} (tz optional) or {'interval_ms': n}, "
+    "either with 'overlap' and 'jitter_ms' (or 'jitter', a timedelta) if wanted"
+)
+#: What a cron does when a run is due while the previous one is still going: Temporal's
+#: schedule overlap policies, by the name a declaration gives them.
+Overlap = Literal["skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other", "allow_all"]
+OVERLAP_POLICIES: tuple[str, ...] = get_args(Overlap)
+#: The overlap policy of a cron that names none: no run starts while the previous one goes on.
+DEFAULT_OVERLAP: Overlap = "skip"
+#: The longest jitter: Temporal never delays a run past the next one anyway.
+MAX_JITTER = timedelta(days=365)
+#: The fields of a runtime spec besides its timing.
+_POLICY_FIELDS = {"overlap", "jitter", "jitter_ms"}
 
 Kind = Literal["interval", "cron"]
 
@@ -65,6 +78,12 @@ class CronJob:
     args: dict[str, Any]
     #: The period of an interval cron (``None`` for an expression).
     every: timedelta | None = None
+    #: What happens when a run is due while the previous one is still going (Temporal's overlap
+    #: policy): ``"skip"`` (the default), ``"buffer_one"``, ``"buffer_all"``, ``"cancel_other"``,
+    #: ``"terminate_other"`` or ``"allow_all"``.
+    overlap: str = DEFAULT_OVERLAP
+    #: Each run starts up to this much later than its time, at random (Temporal's jitter).
+    jitter: timedelta = timedelta(0)
 
     @property
     def schedule_id(self) -> str:
@@ -121,22 +140,69 @@ def runtime_cron(name: Any, spec: Any, proc: Procedure, label: str, args: Any) -
     :param label: the procedure's name in the app, as errors name it.
     """
     check_name(name)
-    if not isinstance(spec, Mapping) or set(spec) not in ({"cron"}, {"cron", "tz"}, {"interval_ms"}):
+    timing = set(spec) - _POLICY_FIELDS if isinstance(spec, Mapping) else None
+    if timing not in ({"cron"}, {"cron", "tz"}, {"interval_ms"}) or {"jitter", "jitter_ms"} <= set(spec):
         raise ValueError(f"cron {name!r}: a spec is {_RUNTIME_SHAPES}, not {spec!r}")
+    overlap = check_overlap(name, spec.get("overlap", DEFAULT_OVERLAP))
+    if "jitter_ms" in spec:
+        jitter = check_jitter(name, spec["jitter_ms"], "jitter_ms")
+    else:
+        jitter = check_jitter(name, spec.get("jitter"))
     if "interval_ms" in spec:
-        period = check_interval(name, dict(spec), RUNTIME_INTERVAL_UNITS)
+        period = check_interval(name, {"interval_ms": spec["interval_ms"]}, RUNTIME_INTERVAL_UNITS)
         payload = check_target(name, proc, args, label)
-        return CronJob(name, "interval", describe_period(period), "UTC", proc, payload, period)
+        return CronJob(name, "interval", describe_period(period), "UTC", proc, payload, period, overlap, jitter)
     tz = spec.get("tz", "UTC")
     expression = check_expression(name, spec["cron"], check_timezone(name, tz))
-    return CronJob(name, "cron", expression, tz, proc, check_target(name, proc, args, label))
+    return CronJob(name, "cron", expression, tz, proc, check_target(name, proc, args, label), None, overlap, jitter)
 
 
-def spec_dict(kind: str, spec: str, tz: str, every_ms: int | None) -> dict[str, Any]:
-    """A cron's timing in the shape ``ctx.crons.register`` takes it."""
-    if kind == "interval" and every_ms is not None:
-        return {"interval_ms": every_ms}
-    return {"cron": spec, "tz": tz}
+def spec_dict(
+    kind: str, spec: str, tz: str, every_ms: int | None, overlap: str = DEFAULT_OVERLAP, jitter_ms: int = 0
+) -> dict[str, Any]:
+    """A cron's timing, and its overlap policy and jitter when not the defaults, in the shape
+    ``ctx.crons.register`` takes them."""
+    shape: dict[str, Any] = (
+        {"interval_ms": every_ms} if kind == "interval" and every_ms is not None else {"cron": spec, "tz": tz}
+    )
+    if overlap != DEFAULT_OVERLAP:
+        shape["overlap"] = overlap
+    if jitter_ms:
+        shape["jitter_ms"] = jitter_ms
+    return shape
+
+
+def check_overlap(name: str, overlap: Any) -> str:
+    """One of :data:`OVERLAP_POLICIES`."""
+    if not isinstance(overlap, str) or overlap not in OVERLAP_POLICIES:
+        raise ValueError(
+            f"cron {name!r}: overlap must be one of {', '.join(map(repr, OVERLAP_POLICIES))}, not {overlap!r}"
+        )
+    return overlap
+
+
+def check_jitter(name: str, jitter: Any, field: str = "jitter") -> timedelta:
+    """A jitter of whole milliseconds, at least 0: a ``timedelta`` (``None``: none), or a number
+    of milliseconds for ``field="jitter_ms"``."""
+    if field == "jitter_ms":
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not math.isfinite(jitter):
+            raise ValueError(f"cron {name!r}: jitter_ms must be a finite number of milliseconds, not {jitter!r}")
+        try:
+            span = timedelta(milliseconds=jitter)
+        except OverflowError:
+            raise ValueError(f"cron {name!r}: the jitter of {jitter} ms is too long") from None
+    elif jitter is None:
+        return timedelta(0)
+    elif isinstance(jitter, timedelta):
+        span = jitter
+    else:
+        raise TypeError(f"cron {name!r}: jitter is a timedelta such as timedelta(seconds=30), not {jitter!r}")
+    if span < timedelta(0) or span > MAX_JITTER or span % timedelta(milliseconds=1):
+        raise ValueError(
+            f"cron {name!r}: the jitter must be a whole number of milliseconds from 0 to {MAX_JITTER.days} days, "
+            f"not {span}"
+        )
+    return span
 
 
 def check_name(name: Any) -> None:

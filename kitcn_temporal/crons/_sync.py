@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +34,7 @@ from ._schedules import (
     put_schedule,
     require_own,
 )
-from ._spec import SCHEDULE_ID_PREFIX, CronJob
+from ._spec import DEFAULT_OVERLAP, SCHEDULE_ID_PREFIX, CronJob
 
 
 @dataclasses.dataclass
@@ -70,6 +70,12 @@ class CronStatus(BaseModel):
     #: The time zone a cron expression is read in.
     timezone: str
     args: dict[str, Any] = Field(default_factory=dict)
+    #: What happens when a run is due while the previous one is still going: Temporal's
+    #: overlap policy (``"skip"``, ``"buffer_one"``, ``"buffer_all"``, ``"cancel_other"``,
+    #: ``"terminate_other"``, ``"allow_all"``).
+    overlap: str = DEFAULT_OVERLAP
+    #: Each run starts up to this much later than its time, at random.
+    jitter: timedelta = timedelta(0)
     #: ``"declared"`` (in code, kept by ``crons sync``) or ``"runtime"`` (``ctx.crons.register``).
     origin: str = "declared"
     #: Declared in code; ``False`` for a runtime cron and for a schedule the next sync deletes.
@@ -198,6 +204,8 @@ async def _declared_status(client: Client, plan: _Plan) -> CronStatus:
         spec=job.spec,
         timezone=job.timezone,
         args=job.args,
+        overlap=job.overlap,
+        jitter=job.jitter,
         declared=True,
         synced=False,
         up_to_date=False,
@@ -232,6 +240,8 @@ async def _listed_status(client: Client, schedule_id: str, origin: str) -> CronS
         spec=cron.spec,
         timezone=cron.timezone,
         args=cron.args,
+        overlap=cron.overlap,
+        jitter=cron.jitter,
         origin=origin,
         declared=False,
         synced=True,

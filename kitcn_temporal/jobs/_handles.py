@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any
 
 import pydantic_core
 from temporalio.api.batch.v1 import BatchOperationCancellation
-from temporalio.api.enums.v1 import BatchOperationState
+from temporalio.api.enums.v1 import BatchOperationState, EventType
 from temporalio.api.workflowservice.v1 import DescribeBatchOperationRequest, StartBatchOperationRequest
 from temporalio.client import (
     Client,
@@ -46,6 +46,7 @@ from .._wire import (
     SA_SCHEDULED_TIME,
     SA_STATE,
     NewJob,
+    datetime_to_ms,
     debounce_holder_id,
     ms_to_datetime,
     now_ms,
@@ -316,6 +317,28 @@ class Jobs:
         """Whether someone asked to cancel this job (strongly consistent)."""
         desc = await self.describe(job_id)
         return bool(desc and desc.raw_description.workflow_extended_info.cancel_requested)
+
+    async def canceled_before_it_ran(self, desc: WorkflowExecutionDescription) -> int | None:
+        """When a cancel request reached the described job before any of its workflow tasks had
+        started (in ms), or ``None``.
+
+        Such a job has not run and never will: its first task carries the request, and the job
+        workflow then records ``canceled`` without starting its procedure. A request that came
+        later may have found the procedure started (a running action, a mutation committing).
+        Temporal records the request in the history at once when no task is running; it is
+        read only for a running job whose description says a cancel was requested.
+        """
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        if not desc.raw_description.workflow_extended_info.cancel_requested:
+            return None
+        handle = self.client.get_workflow_handle(desc.id, run_id=desc.run_id)
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                return None
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+                return datetime_to_ms(event.event_time.ToDatetime(tzinfo=timezone.utc))
+        return None
 
     async def _request_cancel(self, job_id: str) -> None:
         try:

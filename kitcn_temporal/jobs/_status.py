@@ -225,9 +225,20 @@ class SystemTable:
         return self._scheduler.task_queue, name
 
     async def get(self, job_id: str) -> ScheduledFunction | None:
-        """The job with this id, or ``None`` if there is none (a malformed id raises BAD_REQUEST)."""
-        desc = await Jobs(self._client).describe(job_id)
-        return None if desc is None else await to_scheduled_function(desc, Jobs(self._client))
+        """The job with this id, or ``None`` if there is none (a malformed id raises BAD_REQUEST).
+
+        A job whose cancel request came before it started is ``canceled`` from the moment
+        the request returned (its workflow records it a moment later; ``list`` follows).
+        """
+        jobs = Jobs(self._client)
+        desc = await jobs.describe(job_id)
+        if desc is None:
+            return None
+        row = await to_scheduled_function(desc, jobs)
+        if row.state.kind == "pending" and (canceled := await jobs.canceled_before_it_ran(desc)) is not None:
+            update = {"state": JobState(kind="canceled"), "completed_time": canceled, "waiting": None}
+            row = row.model_copy(update=update)
+        return row
 
     async def list(
         self, *, state: str | None = None, name: str | None = None, limit: int = 100

@@ -15,9 +15,8 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 from temporalio.client import (
     Client,
     ScheduleActionExecutionStartWorkflow,
@@ -29,11 +28,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from ..crons._backfill import MAX_RUNS, matching_times
 from ._errors import TestEnvError
 
-#: The most runs of one cron one advance starts: Temporal starts backfilled runs about 10 a
-#: second (500 take about a minute), and lists at most 1000 matching times.
-MAX_RUNS = 500
+#: Temporal lists at most this many matching times.
 _LISTED = 1000
 #: A schedule names each run ``<action id>-<its time>``.
 _RUN_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -69,7 +67,7 @@ async def start_backfill(client: Client, name: str, schedule_id: str, start: dat
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
         return Backfill(handle, [], 0)
-    times = await _matching_times(client, schedule_id, start + _AFTER, end)
+    times = await matching_times(client, schedule_id, start + _AFTER, end)
     if not times:
         return Backfill(handle, [], desc.info.num_actions)
     if len(times) > MAX_RUNS:
@@ -117,11 +115,3 @@ def _run_ids(desc: ScheduleDescription) -> list[str]:
         for recent in desc.info.recent_actions
         if isinstance(recent.action, ScheduleActionExecutionStartWorkflow)
     ]
-
-
-async def _matching_times(client: Client, schedule_id: str, start: datetime, end: datetime) -> list[datetime]:
-    request = ListScheduleMatchingTimesRequest(namespace=client.namespace, schedule_id=schedule_id)
-    request.start_time.FromDatetime(start)
-    request.end_time.FromDatetime(end)
-    response = await client.workflow_service.list_schedule_matching_times(request)
-    return [t.ToDatetime().replace(tzinfo=timezone.utc) for t in response.start_time]

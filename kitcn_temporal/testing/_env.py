@@ -228,6 +228,7 @@ class TestEnv:
                 f"advance() takes a timedelta of at least 1 ms, not {span!r}: virtual time only moves "
                 "forward, in milliseconds"
             )
+        since = len(self._tracker.started)
         target = self.now() + span
         await self._clock.advance(span)
         self._tracker.offset = await self._clock.offset()
@@ -240,7 +241,7 @@ class TestEnv:
             await self._catch_up(target)
             await self._until_idle()
 
-        await self._bounded(advancing(), timeout, f"advance({span}) did not finish within {timeout:g}s")
+        await self._bounded(advancing(), timeout, f"advance({span}) did not finish within {timeout:g}s", since)
 
     async def wait_idle(self, *, timeout: float = 30.0) -> None:
         """Return once no job of the env is due now or running (pending later ones may wait).
@@ -249,7 +250,8 @@ class TestEnv:
             still due or running.
         """
         self._check_open()
-        await self._bounded(self._until_idle(), timeout, f"wait_idle() timed out after {timeout:g}s")
+        since = len(self._tracker.started)
+        await self._bounded(self._until_idle(), timeout, f"wait_idle() timed out after {timeout:g}s", since)
 
     async def trigger_cron(self, name: str, *, timeout: float = 30.0) -> str:
         """Run the cron ``name`` (declared, or registered at run time) now; returns its run's job id.
@@ -317,11 +319,22 @@ class TestEnv:
             raise
         return _job_of(desc, self._tracker.lags.get(job_id, timedelta(0)))
 
-    async def _bounded(self, work: Awaitable[T], timeout: float, what: str) -> T:
+    async def _bounded(self, work: Awaitable[T], timeout: float, what: str, since: int | None = None) -> T:
+        """``work`` within ``timeout`` seconds, else :class:`TestEnvError` saying what went on (and
+        whether the jobs started from ``tracker.started[since]`` on kept scheduling new ones)."""
         try:
             return await asyncio.wait_for(work, timeout)
         except asyncio.TimeoutError:
-            raise TestEnvError(f"{what}: {_jobs_text(await self._jobs())}") from None
+            jobs = _jobs_text(await self._jobs())
+            if since is None:
+                raise TestEnvError(f"{what}: {jobs}") from None
+            recursion, started = self._tracker.recursion(since), len(self._tracker.started) - since
+            if recursion is not None:
+                raise TestEnvError(f"{what}: {recursion.text()}; {jobs}") from None
+            if jobs == _IDLE:  # it gave up between two jobs: work went on all along
+                scheduled = f", {started} of them scheduled while it waited" if started else ""
+                jobs = f"jobs were due or running until it gave up{scheduled}"
+            raise TestEnvError(f"{what}: {jobs}") from None
 
     def _check_open(self) -> None:
         if not self._open:
@@ -353,9 +366,13 @@ def _job_of(desc: WorkflowExecutionDescription, lag: timedelta) -> _Job:
     )
 
 
+#: What a wait that timed out says when no job is due or running at that moment.
+_IDLE = "no job is due or running now"
+
+
 def _jobs_text(jobs: list[_Job]) -> str:
     if not jobs:
-        return "no job is due or running now"
+        return _IDLE
     named = ", ".join(job.label() for job in jobs[:_NAMED])
     more = f" and {len(jobs) - _NAMED} more" if len(jobs) > _NAMED else ""
     return f"{len(jobs)} job(s) still due or running: {named}{more}"

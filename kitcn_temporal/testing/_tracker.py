@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -31,8 +33,9 @@ from temporalio.client import (
     StartWorkflowInput,
     WorkflowHandle,
 )
+from temporalio.common import TypedSearchAttributes
 
-from .._wire import JOB_WORKFLOW
+from .._wire import JOB_WORKFLOW, SA_FUNCTION
 from ..crons._spec import SCHEDULE_ID_PREFIX
 from ._clock import own_now
 
@@ -41,6 +44,34 @@ PAUSED_NOTE = "kitcn_temporal.testing: runs come from env.advance() and env.trig
 
 #: How long a job started by a cron run waits for ``trigger_cron`` to name that run.
 _TRIGGER_WAIT = 10.0
+#: How many creators back a job's function is looked for among theirs.
+_ANCESTRY = 100
+
+
+@dataclass(frozen=True)
+class Recursion:
+    """Jobs that keep scheduling new jobs: a function that scheduled itself."""
+
+    #: The functions from a job to the job of the same function it led to (``[f, f]``: ``f``
+    #: scheduled itself; ``[f, g, f]``: through ``g``).
+    cycle: list[str]
+    #: How many jobs of each function jobs started meanwhile.
+    runs: Counter[str]
+
+    def text(self) -> str:
+        """``the jobs keep scheduling new jobs (recursive scheduling: ...)``, with their runs."""
+        how = f"{self.cycle[0]} schedules itself" if len(self.cycle) == 2 else " schedules ".join(self.cycle)
+        counts = ", ".join(f"{function} {count}" for function, count in self.runs.most_common(_NAMED_FUNCTIONS))
+        more = f" and {len(self.runs) - _NAMED_FUNCTIONS} more functions" if len(self.runs) > _NAMED_FUNCTIONS else ""
+        total = sum(self.runs.values())
+        return (
+            f"the jobs keep scheduling new jobs (recursive scheduling: {how}); "
+            f"{total} run(s) scheduled by jobs while it waited: {counts}{more}"
+        )
+
+
+#: At most this many functions are named with their runs.
+_NAMED_FUNCTIONS = 5
 
 
 class JobTracker(Interceptor):
@@ -59,9 +90,43 @@ class JobTracker(Interceptor):
         #: Clear while ``trigger_cron`` is finding the run it started.
         self.triggers_named = asyncio.Event()
         self.triggers_named.set()
+        #: The jobs started through the env's client, in order, each with its function.
+        self.started: list[tuple[str, str | None]] = []
+        #: The job that scheduled each job a procedure of a job scheduled.
+        self.creators: dict[str, str] = {}
 
     def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
         return _Recording(next, self)
+
+    def recursion(self, since: int) -> Recursion | None:
+        """How the jobs started since ``started[since]`` schedule themselves, if a function
+        scheduled itself, directly or through others (``None`` when none did)."""
+        functions = dict(self.started)
+        cycle: list[str] | None = None
+        runs: Counter[str] = Counter()
+        for job_id, function in self.started[since:]:
+            if function is None or job_id not in self.creators:
+                continue  # started by the test, not by a job
+            runs[function] += 1
+            if cycle is None:
+                cycle = self._cycle(job_id, function, functions)
+        return None if cycle is None else Recursion(cycle, runs)
+
+    def _cycle(self, job_id: str, function: str, functions: dict[str, str | None]) -> list[str] | None:
+        """The functions from an earlier job of ``function`` among ``job_id``'s creators to it."""
+        chain = [function]
+        creator = self.creators.get(job_id)
+        for _ in range(_ANCESTRY):
+            if creator is None:
+                return None
+            ancestor = functions.get(creator)
+            if ancestor is None:
+                return None
+            chain.append(ancestor)
+            if ancestor == function:
+                return chain[::-1]
+            creator = self.creators.get(creator)
+        return None
 
     def track(self, job_id: str, lag: timedelta) -> None:
         """Count ``job_id`` among the env's jobs."""
@@ -105,6 +170,9 @@ class _Recording(OutboundInterceptor):
         # Recorded before the start: a job due now may run (and schedule more) before it returns.
         if input.workflow == JOB_WORKFLOW:
             tracker.track(input.id, lag)
+            tracker.started.append((input.id, _function_of(input)))
+            if activity.in_activity() and (creator := activity.info().workflow_id):
+                tracker.creators[input.id] = creator
         else:
             tracker.lags[input.id] = lag
         try:
@@ -114,3 +182,9 @@ class _Recording(OutboundInterceptor):
                 tracker.lags.pop(input.id, None)
                 tracker.live.pop(input.id, None)
             raise
+
+
+def _function_of(input: StartWorkflowInput) -> str | None:
+    """The procedure of a job being started (its ``KitcnFunction``)."""
+    attrs = input.search_attributes
+    return attrs.get(SA_FUNCTION) if isinstance(attrs, TypedSearchAttributes) else None

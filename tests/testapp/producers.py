@@ -65,6 +65,11 @@ async def cancel_it(ctx, input: TargetIn) -> None:
     await ctx.scheduler.cancel(input.job_id)
 
 
+@private_action.input(TargetIn).action
+async def cancel_it_action(ctx, input: TargetIn) -> None:
+    await ctx.scheduler.cancel(input.job_id)
+
+
 @private_mutation.input(TokenIn).mutation
 async def schedule_and_cancel_own(ctx, input: TokenIn) -> str:
     """Schedules a job and cancels it in the same mutation: it is created canceled."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -80,3 +81,21 @@ async def read(ctx, input: NameIn) -> dict[str, Any]:
     """A query reads runtime crons."""
     row = await ctx.crons.get(input.name)
     return {"get": row.model_dump(mode="json") if row else None, "listed": [r.name for r in await ctx.crons.list()]}
+
+
+class BackfillIn(BaseModel):
+    name: str
+    start: datetime
+    end: datetime
+
+
+@private_action.input(BackfillIn).action
+async def backfill(ctx, input: BackfillIn) -> int:
+    runs: int = await ctx.crons.backfill(input.name, input.start, input.end)
+    return runs
+
+
+@private_mutation.input(BackfillIn).mutation
+async def backfill_from_mutation(ctx, input: BackfillIn) -> int:
+    runs: int = await ctx.crons.backfill(input.name, input.start, input.end)
+    return runs

@@ -35,6 +35,14 @@ async def touch_action(ctx, input: TokenIn) -> str:
     return "done"
 
 
+@private_mutation.input(TokenIn).mutation
+async def held_mutation(ctx, input: TokenIn) -> str:
+    """Runs until the token's gate opens."""
+    RUNS[input.token].append("started")
+    await gate(input.token).wait()
+    return "done"
+
+
 @public_mutation.input(PayloadIn).mutation
 async def take_payload(ctx, input: PayloadIn) -> int:
     RUNS[input.token].append(len(input.blob))

@@ -9,7 +9,7 @@ from temporalio.common import RetryPolicy
 
 from kitcn_temporal import private_action, private_mutation
 
-from .probe import RUNS
+from .probe import RUNS, gate
 
 
 class ChainIn(BaseModel):
@@ -30,6 +30,32 @@ async def chain(ctx, input: ChainIn) -> int:
         args = {"token": input.token, "every_ms": input.every_ms, "remaining": input.remaining - 1}
         await ctx.scheduler.run_after(input.every_ms, "timers.chain", args)
     return len(RUNS[input.token])
+
+
+class LoopIn(BaseModel):
+    token: str
+    every_ms: int = 0
+
+
+@private_mutation.input(LoopIn).mutation
+async def forever(ctx, input: LoopIn) -> None:
+    """Schedules itself again ``every_ms`` later, until the token's gate opens."""
+    RUNS[input.token].append("forever")
+    if not gate(input.token).is_set():
+        await ctx.scheduler.run_after(input.every_ms, "timers.forever", input.model_dump())
+
+
+@private_mutation.input(LoopIn).mutation
+async def ping(ctx, input: LoopIn) -> None:
+    """Schedules ``pong``, which schedules ``ping`` again, until the token's gate opens."""
+    if not gate(input.token).is_set():
+        await ctx.scheduler.run_after(input.every_ms, "timers.pong", input.model_dump())
+
+
+@private_mutation.input(LoopIn).mutation
+async def pong(ctx, input: LoopIn) -> None:
+    if not gate(input.token).is_set():
+        await ctx.scheduler.run_after(input.every_ms, "timers.ping", input.model_dump())
 
 
 _HOURLY = RetryPolicy(initial_interval=timedelta(hours=1), backoff_coefficient=1.0, maximum_attempts=3)

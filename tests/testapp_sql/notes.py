@@ -59,6 +59,18 @@ async def add_note_with_cron(ctx, input: CronNoteIn) -> dict[str, str]:
     return {"token": input.token}
 
 
+class CancelIn(BaseModel):
+    token: str
+    job_id: str
+
+
+@private_mutation.input(CancelIn).mutation
+async def add_note_and_cancel(ctx, input: CancelIn) -> None:
+    """Writes a note and cancels a job in the same transaction."""
+    ctx.db.add(Note(token=input.token))
+    await ctx.scheduler.cancel(input.job_id)
+
+
 @private_mutation.input(TokenIn).mutation
 async def mark(ctx, input: TokenIn) -> None:
     ctx.db.add(Mark(token=input.token, job_id=ctx.job.id))
