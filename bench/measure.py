@@ -19,6 +19,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench.app import work
 from bench.raw import RawJob
+from bench.tuned import start_tuned
 from kitcn_temporal import KitcnClient
 from kitcn_temporal._direct import CommitGuard
 from kitcn_temporal._jobs import Jobs
@@ -76,6 +77,14 @@ async def e2e_raw(client: Client, task_queue: str, n: int) -> float:
         n,
         lambda i: client.start_workflow(RawJob.run, i, id=f"raw-{uuid.uuid4()}", task_queue=task_queue),
     )
+    await _wait_all(client, [h.id for h in handles])
+    return n / (time.perf_counter() - started)
+
+
+async def e2e_tuned(client: Client, task_queue: str, n: int) -> float:
+    """Completed jobs per second: ``n`` hand-tuned temporalio jobs (``bench.tuned``)."""
+    started = time.perf_counter()
+    handles = await _bounded(n, lambda i: start_tuned(client, task_queue, i))
     await _wait_all(client, [h.id for h in handles])
     return n / (time.perf_counter() - started)
 
