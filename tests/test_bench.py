@@ -6,7 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+#: Runs alone, after the files that run two at a time (make pytest):
+#: it measures, and takes every core while it does.
+pytestmark = pytest.mark.serial
 
 EXPECTED = [
     "jobs_per_s_kitcn",
