@@ -54,6 +54,8 @@ class Sizes:
     direct: int
     #: Queries called at once for the direct-call rates.
     concurrent: int
+    #: Pause before each timed run of a comparison (``measure.Rounds``), in seconds.
+    settle_s: float
     #: Jobs of each shape whose per-job costs are measured (``bench.costs``), and cron runs.
     costs: int
     cost_crons: int
@@ -78,6 +80,7 @@ SIZES = {
         crons=200,
         direct=200,
         concurrent=300,
+        settle_s=measure.SETTLE_S,
         costs=500,
         cost_crons=200,
         cost_delay_ms=5000,
@@ -96,6 +99,7 @@ SIZES = {
         crons=5,
         direct=10,
         concurrent=30,
+        settle_s=0.2,
         costs=10,
         cost_crons=3,
         cost_delay_ms=500,
@@ -139,6 +143,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     "raw": lambda: measure.e2e_raw(client, raw_queue, size.e2e),
                     "tuned": lambda: measure.e2e_tuned(client, tuned_queue, size.e2e),
                 },
+                size.settle_s,
             )
             results["jobs_per_s_kitcn"] = e2e.rate("kitcn")
             results["jobs_per_s_raw"] = e2e.rate("raw")
@@ -154,6 +159,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     "raw_sa": lambda: measure.schedule_rate_raw(client, raw_queue, starts, record="search_attributes"),
                     "raw_job": lambda: measure.schedule_rate_raw(client, raw_queue, starts, record="job"),
                 },
+                size.settle_s,
             )
             results["schedules_per_s_kitcn"] = sched.rate("kitcn")
             results["schedules_per_s_raw"] = sched.rate("raw")
@@ -169,6 +175,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     "unkeyed": lambda: measure.schedule_rate_kitcn(kitcn, starts),
                     "keyed": lambda: measure.schedule_rate_kitcn(kitcn, starts, keyed=True),
                 },
+                size.settle_s,
             )
             results["schedules_per_s_unkeyed"] = keyed.rate("unkeyed")
             results["schedules_per_s_keyed"] = keyed.rate("keyed")
@@ -237,6 +244,7 @@ async def direct_call_figures(address: str, workdir: Path, size: Sizes) -> dict[
                     "direct": lambda: measure.concurrent_queries(kitcn, size.concurrent, on_worker=False),
                     "call": lambda: measure.concurrent_queries(kitcn, size.concurrent, on_worker=True),
                 },
+                size.settle_s,
             )
             results["direct_queries_per_s"] = rates.rate("direct")
             results["call_queries_per_s"] = rates.rate("call")

@@ -28,7 +28,7 @@ from kitcn_temporal._wire import CALL_ID_PREFIX, SA_FUNCTION, SA_SCHEDULED_TIME,
 ROOT = Path(__file__).resolve().parent.parent
 _CONCURRENCY = 100
 #: Pause before each timed run, for the server to finish the previous run's background work.
-_SETTLE_S = 2.0
+SETTLE_S = 2.0
 
 
 async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
@@ -169,14 +169,16 @@ class Rounds:
         self.rates = rates
 
     @classmethod
-    async def measure(cls, repeats: int, variants: dict[str, Callable[[], Awaitable[float]]]) -> Rounds:
+    async def measure(
+        cls, repeats: int, variants: dict[str, Callable[[], Awaitable[float]]], settle_s: float = SETTLE_S
+    ) -> Rounds:
         names = list(variants)
         rates = []
         for i in range(repeats):
             shift = i % len(names)
             got = {}
             for name in names[shift:] + names[:shift]:
-                await asyncio.sleep(_SETTLE_S)
+                await asyncio.sleep(settle_s)
                 got[name] = await variants[name]()
             rates.append(got)
         return cls(rates)
