@@ -13,7 +13,9 @@ For each shape, ``n`` jobs run while the bench reads:
   from the history, as Temporal makes them: one when the execution is created, one per
   ``UpsertWorkflowSearchAttributes`` or ``WorkflowPropertiesModified`` event, one when it
   closes (the server may merge an upsert into the close's write when both land in one
-  transaction, so the measured figure can be lower).
+  transaction, so the measured figure can be lower);
+* **requests** to the frontend (every RPC of the producer and the worker) and the tasks put
+  on task queues through matching (``service_requests`` of those services), less the idle rate.
 
 The producer is this process and the worker another one, as in production where a web
 process schedules and workers run: so no start here is eager (eager start needs the worker in
@@ -95,6 +97,9 @@ BACKGROUND = frozenset(
         "PruneClusterMembership",
     }
 )
+#: Matching operations that put a task on a task queue (one per workflow or activity task
+#: dispatched through matching; an eager start's first workflow task skips it).
+MATCHING_ADDS = frozenset({"AddWorkflowTask", "AddActivityTask"})
 #: Visibility operations that write.
 VISIBILITY_WRITES = frozenset(
     {
@@ -124,8 +129,9 @@ _SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} (\S+)$")
 
 def server_counters(text: str) -> dict[tuple[str, str], float]:
     """``(metric, operation-or-series) -> value`` for the counters the costs need, from the
-    server's Prometheus text: persistence requests by operation, and workflows closed by task
-    queue and type (``workflow_success|failed``: ``"<taskqueue>/<workflowType>"``)."""
+    server's Prometheus text: persistence requests by operation, requests to the frontend and
+    matching services by operation, and workflows closed by task queue and type
+    (``workflow_success|failed``: ``"<taskqueue>/<workflowType>"``)."""
     found: dict[tuple[str, str], float] = {}
     for line in text.splitlines():
         match = _SAMPLE.match(line)
@@ -135,6 +141,8 @@ def server_counters(text: str) -> dict[tuple[str, str], float]:
         tags = dict(re.findall(r'(\w+)="([^"]*)"', labels))
         if name in ("persistence_requests", "visibility_persistence_requests"):
             key = (name, tags.get("operation", ""))
+        elif name == "service_requests" and tags.get("service_name") in ("frontend", "matching"):
+            key = (f"{tags['service_name']}_requests", tags.get("operation", ""))
         elif name in ("workflow_success", "workflow_failed"):
             key = ("workflow_closed", f"{tags.get('taskqueue', '')}/{tags.get('workflowType', '')}")
         else:
@@ -375,6 +383,7 @@ async def measure_shape(
         return {op: round(value, 2) for op, value in sorted(net.items()) if value >= 0.005}
 
     persistence, visibility = by_operation("persistence_requests"), by_operation("visibility_persistence_requests")
+    frontend, matching = by_operation("frontend_requests"), by_operation("matching_requests")
 
     sample = sample or await _cron_sample(env)
     events, sizes, upserts = await _histories(env.client, sample[:20])
@@ -388,9 +397,13 @@ async def measure_shape(
         "persistence_writes_per_job": sum(v for op, v in persistence.items() if op in WRITE_OPERATIONS),
         "visibility_writes_per_job": sum(v for op, v in visibility.items() if op in VISIBILITY_WRITES),
         "visibility_writes_per_job_estimated": 2 + upserts,
+        "frontend_requests_per_job": sum(frontend.values()),
+        "matching_tasks_per_job": sum(v for op, v in matching.items() if op in MATCHING_ADDS),
         "seconds": elapsed,
         "persistence_by_operation": persistence,
         "visibility_by_operation": visibility,
+        "frontend_by_operation": frontend,
+        "matching_by_operation": matching,
     }
 
 
@@ -525,6 +538,8 @@ def table(costs: dict[str, dict[str, Any]]) -> str:
         ("persistence_requests_per_job", "db reqs"),
         ("visibility_writes_per_job", "vis writes"),
         ("visibility_writes_per_job_estimated", "vis est"),
+        ("frontend_requests_per_job", "frontend"),
+        ("matching_tasks_per_job", "tasks"),
     ]
     lines = [f"{'per job':17}" + "".join(f"{label:>11}" for _, label in columns)]
     for name, figures in costs.items():

@@ -62,6 +62,8 @@ COSTS = [
     "persistence_writes_per_job",
     "visibility_writes_per_job",
     "visibility_writes_per_job_estimated",
+    "frontend_requests_per_job",
+    "matching_tasks_per_job",
 ]
 
 
