@@ -77,6 +77,14 @@ def check_job(
         check_action(report, job_id, kind, row, run)
 
 
+def check_cancel(report: Report, job_id: str, row: ScheduledFunction | None, canceled_at: float | None) -> None:
+    """A cancel that returned before the job was due leaves it ``canceled`` (semantics §3)."""
+    if row is None or canceled_at is None or row.scheduled_time / 1000 <= canceled_at:
+        return
+    if row.state.kind != "canceled":
+        report.note("cancel_ignored", job_id, f"{row.state.kind} though canceled before it was due")
+
+
 def check_mutation(report: Report, job_id: str, kind: str, row: ScheduledFunction, rows: int) -> None:
     """A mutation job succeeds with exactly one ledger row (a canceled one wrote none)."""
     state = row.state.kind

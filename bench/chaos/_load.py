@@ -67,8 +67,8 @@ class Issued:
     job_id: str
     kind: str
     name: str
-    #: For ``canceled``: whether a cancel call returned (else the job may run or not).
-    cancel_confirmed: bool = False
+    #: For ``canceled``: when a cancel call returned (wall clock, s); ``None``: none did.
+    canceled_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class Producer:
         self.issued.append(issued)
         await asyncio.sleep(rng.uniform(0.2, 3.0))
         await retry(lambda: self.kitcn.scheduler.cancel(issued.job_id), self.stats)
-        issued.cancel_confirmed = True
+        issued.canceled_at = time.time()
 
     async def start_crons(self, interval_ms: int) -> None:
         """The runtime cron, registered by a mutation job (its change rides the mutation's record)."""

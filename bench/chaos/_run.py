@@ -46,7 +46,15 @@ SETTLE_TIMEOUT_S = {True: 120.0, False: 600.0}
 #: ``system.get`` calls at once while settling.
 READS_IN_FLIGHT = 32
 #: What must be zero for the run to pass.
-VIOLATIONS = ("lost", "mutations_doubled", "actions_doubled", "canceled_ran", "canceled_unasked", "unknown_runs")
+VIOLATIONS = (
+    "lost",
+    "mutations_doubled",
+    "actions_doubled",
+    "canceled_ran",
+    "canceled_unasked",
+    "cancel_ignored",
+    "unknown_runs",
+)
 
 
 @dataclass(frozen=True)
@@ -223,9 +231,11 @@ def check(
     killed: dict[int, float],
 ) -> dict[str, Any]:
     report = _check.Report()
+    canceled_at = {i.job_id: i.canceled_at for i in producer.issued if i.canceled_at is not None}
     for job_id, kind in tracked.items():
         run = runs.get(job_id)
         _check.check_job(report, job_id, kind, rows.get(job_id), ledger_rows[job_id], run)
+        _check.check_cancel(report, job_id, rows.get(job_id), canceled_at.get(job_id))
     _check.check_unknown(report, set(tracked), ledger_rows, runs)
     capped_ids = [j for j, row in rows.items() if row is not None and row.name == "capped.hold"]
     bound = capped.CAP * (1 if capped.FLEET_WIDE else options.workers)

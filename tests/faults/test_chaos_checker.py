@@ -84,3 +84,11 @@ def test_overlapping_capped_runs_over_the_bound_are_counted() -> None:
     assert spans[2] == (3.0, 4.0)
     assert _check.cap_exceeded(spans, bound=1) == (1, 2)
     assert _check.cap_exceeded(spans, bound=2) == (0, 2)
+
+
+def test_a_job_canceled_before_it_was_due_that_did_not_end_canceled_is_caught() -> None:
+    report = _check.Report()
+    job = row("c1", "ledger.write", "success").model_copy(update={"scheduled_time": 10_000})
+    _check.check_cancel(report, "c1", job, canceled_at=5.0)
+    _check.check_cancel(report, "c1", job, canceled_at=20.0)  # canceled once it was due: it may have run
+    assert report.counts["cancel_ignored"] == 1
