@@ -29,6 +29,8 @@ class Tally:
     worker_kills: int = 0
     server_restarts: int = 0
     partitions: int = 0
+    #: Partitions that held bytes rather than resetting connections (``partitions`` counts both).
+    stalls: int = 0
     db_kills: int = 0
     #: Database sessions terminated in all (``db_kills`` counts faults).
     db_sessions_killed: int = 0
@@ -89,12 +91,16 @@ class Nemesis:
         return f"down {down:.1f}s"
 
     async def partition(self) -> str:
-        reset = await self.proxy.cut()
+        """Half the time a cut (connections reset, new ones refused), half a stall (bytes held)."""
+        stall = self.rng.random() < 0.5
+        hit = self.proxy.stall() if stall else await self.proxy.cut()
         self.tally.partitions += 1
-        cut = self.rng.uniform(2.0, 8.0)
-        await asyncio.sleep(cut)
+        self.tally.stalls += stall
+        lasts = self.rng.uniform(2.0, 8.0)
+        await asyncio.sleep(lasts)
         await self.proxy.heal()
-        return f"{reset} connections reset, refused for {cut:.1f}s"
+        how = "held" if stall else "reset, new ones refused"
+        return f"{hit} connections {how} for {lasts:.1f}s"
 
     async def db_kill(self) -> str:
         if self.database is None:

@@ -1,8 +1,10 @@
 """A TCP proxy on loopback between the workers and the Temporal server, which the run cuts and heals.
 
-``cut()`` aborts every connection (a reset on both sides) and closes the listening socket, so
-new connections are refused; ``heal()`` listens again on the same port. Only 127.0.0.1 is
-ever bound or dialled.
+Two kinds of partition: ``cut()`` aborts every connection (a reset on both sides) and closes
+the listening socket, so new connections are refused; ``stall()`` keeps the connections open
+but holds every byte (packets lost while TCP keeps retrying: calls hang, nothing is reset).
+``heal()`` ends either: it listens again on the same port and lets held bytes through. Only
+127.0.0.1 is ever bound or dialled.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Cleared while stalled: the pipes hold what they read.
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @property
     def address(self) -> str:
@@ -39,7 +44,8 @@ class Proxy:
         await self.heal()
 
     async def heal(self) -> None:
-        """Listen again (a no-op while listening)."""
+        """Let bytes through and listen again (a no-op while healthy)."""
+        self._flowing.set()
         if self._server is None:
             self._server = await asyncio.start_server(self._accept, HOST, self.port, reuse_address=True)
 
@@ -49,6 +55,11 @@ class Proxy:
             self._server.close()
             self._server = None
         return self.drop()
+
+    def stall(self) -> int:
+        """Hold every byte on every connection, open or new; returns how many are open."""
+        self._flowing.clear()
+        return len(self._writers) // 2
 
     def drop(self) -> int:
         """Reset every open connection (new ones are still accepted)."""
@@ -83,6 +94,7 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(CHUNK):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
