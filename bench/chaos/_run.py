@@ -146,7 +146,8 @@ async def run(
         await producer.stop_crons()
         loaded = time.monotonic()
         tracked = {issued.job_id: issued.kind for issued in producer.issued}
-        rows, settled = await settle(kitcn, tracked, SETTLE_TIMEOUT_S[options.quick])
+        curve: list[tuple[float, int]] = []
+        rows, settled = await settle(kitcn, tracked, SETTLE_TIMEOUT_S[options.quick], curve)
         settle_s = (settled or time.monotonic()) - loaded
         stop.set()
         await supervisor
@@ -158,6 +159,8 @@ async def run(
         report["load_s"] = round(loaded - start, 1)
         report["settle_s"] = round(settle_s, 1)
         report["settled"] = settled is not None
+        #: ``(seconds into the settle, jobs not final yet)``.
+        report["settle_curve"] = curve
         report["wall_s"] = round(time.monotonic() - began, 1)
         report["ok"] = report["ok"] and settled is not None
         report["directory"] = str(directory)
@@ -181,18 +184,20 @@ async def list_all(kitcn: KitcnClient, stats: Stats) -> dict[str, ScheduledFunct
 
 
 async def settle(
-    kitcn: KitcnClient, tracked: dict[str, str], timeout: float
+    kitcn: KitcnClient, tracked: dict[str, str], timeout: float, curve: list[tuple[float, int]]
 ) -> tuple[dict[str, ScheduledFunction | None], float | None]:
     """Each job's row (strongly consistent ``get``) once every job is final, and when that was;
     ``None`` for the time if some were not within ``timeout`` seconds.
 
     Jobs the producer did not get an id for (cron runs; a start whose answer a restart cut
-    off, then retried) come from the list and join ``tracked``."""
+    off, then retried) come from the list and join ``tracked``. ``curve`` gets how many jobs
+    were not final yet, every 10 s or so."""
     stats = Stats()
     rows: dict[str, ScheduledFunction | None] = {}
     limit = asyncio.Semaphore(READS_IN_FLIGHT)
     deadline = time.monotonic() + timeout
     listed_before = -1
+    began = time.monotonic()
 
     async def get(job_id: str) -> None:
         async with limit:
@@ -204,7 +209,10 @@ async def settle(
             tracked.setdefault(job_id, "cron" if ":cron:" in job_id else "unasked")
         open_ = [j for j in tracked if (row := rows.get(j)) is None or row.state.kind not in _check.FINAL]
         await asyncio.gather(*(get(j) for j in open_))
-        done = all((row := rows.get(j)) is not None and row.state.kind in _check.FINAL for j in tracked)
+        left = sum(1 for j in tracked if (row := rows.get(j)) is None or row.state.kind not in _check.FINAL)
+        if not curve or time.monotonic() - began - curve[-1][0] >= 10 or not left:
+            curve.append((round(time.monotonic() - began, 1), left))
+        done = not left
         if done and len(listed) == listed_before:
             return rows, time.monotonic()
         if time.monotonic() > deadline:
