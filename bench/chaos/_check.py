@@ -110,7 +110,8 @@ def check_action(report: Report, job_id: str, kind: str, row: ScheduledFunction,
         report.note("lost", job_id, f"{kind}: success with {starts} starts, {dones} dones")
     elif state == "failed":
         # Not a violation (at most once): which way the fault cut it.
-        how = "ran_to_the_end" if dones else "cut_mid_run" if starts else "never_started"
+        cut = any(event == "cut" for event, _, _ in (run.lines if run else []))
+        how = "ran_to_the_end" if dones else "interrupted" if cut else "killed_mid_run" if starts else "never_started"
         report.note(f"actions_failed.{how}", job_id, row.state.error)
     elif state == "canceled" and kind != "canceled":
         report.note("canceled_unasked", job_id, kind)
@@ -125,15 +126,16 @@ def check_unknown(report: Report, jobs: set[str], ledger_rows: Counter[str], run
 def intervals(
     job_ids: list[str], runs: dict[str, ActionRun], rows: dict[str, ScheduledFunction | None], killed: dict[int, float]
 ) -> list[tuple[float, float]]:
-    """When each capped run held its slot: start to done; cut short, to its worker's kill or,
-    failing that, its job's end."""
+    """When each capped run held its slot: start to done (or to ``cut``, interrupted in its
+    process); a run that left neither was killed: to its worker's kill or, failing that, its
+    job's end."""
     spans = []
     for job_id in job_ids:
         run = runs.get(job_id)
         if run is None:
             continue
         starts = [(pid, at) for event, pid, at in run.lines if event == "start"]
-        dones = [at for event, _, at in run.lines if event == "done"]
+        dones = [at for event, _, at in run.lines if event in ("done", "cut")]
         for i, (pid, at) in enumerate(starts):
             row = rows.get(job_id)
             completed = (row.completed_time or 0) / 1000 if row is not None else 0.0

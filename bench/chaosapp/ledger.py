@@ -54,11 +54,17 @@ def append(ledger: str, line: str) -> None:
 
 
 async def run_and_record(ctx: ActionCtx, input: ActIn) -> str:
-    """``start <job> <pid> <time>``, ``duration_ms`` of work, ``done <job> <pid> <time>``:
-    a run cut short leaves a start without a done."""
+    """``start <job> <pid> <time>``, ``duration_ms`` of work, ``done <job> <pid> <time>``.
+
+    A run interrupted in its process (the worker cancels it: its activity timed out while the
+    worker was cut off) ends with ``cut`` instead of ``done``; a killed one leaves only its start."""
     job, pid = job_id(ctx), os.getpid()
     append(input.ledger, f"start {job} {pid} {time.time():.6f}")
-    await asyncio.sleep(input.duration_ms / 1000)
+    try:
+        await asyncio.sleep(input.duration_ms / 1000)
+    except BaseException:
+        append(input.ledger, f"cut {job} {pid} {time.time():.6f}")
+        raise
     append(input.ledger, f"done {job} {pid} {time.time():.6f}")
     return job
 

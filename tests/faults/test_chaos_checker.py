@@ -55,7 +55,7 @@ def test_a_successful_action_without_its_run_is_lost_and_a_failed_one_is_classif
         rows=Counter(),
         ledger=ledger,
     )
-    assert found["lost"] == 1 and found["actions_failed.cut_mid_run"] == 1
+    assert found["lost"] == 1 and found["actions_failed.killed_mid_run"] == 1
 
 
 def test_a_canceled_job_that_ran_and_a_job_still_pending_are_caught() -> None:
@@ -75,13 +75,15 @@ def test_a_run_of_no_known_job_is_unknown() -> None:
 
 
 def test_overlapping_capped_runs_over_the_bound_are_counted() -> None:
-    # c1 and c2 overlap; c3 is cut short: its worker died at 4.0.
+    # c1 and c2 overlap; c3 is cut short: its worker died at 4.0; c4 was interrupted at 5.5.
     ledger = _check.read_action_ledger(
         "start c1 10 1.0\nstart c2 11 1.5\ndone c1 10 2.0\ndone c2 11 2.5\nstart c3 12 3.0\n"
+        "start c4 11 5.0\ncut c4 11 5.5\n"
     )
-    rows: dict[str, ScheduledFunction | None] = {j: row(j, "capped.hold", "success") for j in ("c1", "c2", "c3")}
-    spans = _check.intervals(["c1", "c2", "c3"], ledger, rows, killed={12: 4.0})
-    assert spans[2] == (3.0, 4.0)
+    jobs = ["c1", "c2", "c3", "c4"]
+    rows: dict[str, ScheduledFunction | None] = {j: row(j, "capped.hold", "success") for j in jobs}
+    spans = _check.intervals(jobs, ledger, rows, killed={12: 4.0, 11: 9.0})
+    assert spans[2:] == [(3.0, 4.0), (5.0, 5.5)]
     assert _check.cap_exceeded(spans, bound=1) == (1, 2)
     assert _check.cap_exceeded(spans, bound=2) == (0, 2)
 
