@@ -147,8 +147,9 @@ async def run(
         loaded = time.monotonic()
         tracked = {issued.job_id: issued.kind for issued in producer.issued}
         curve: list[tuple[float, int]] = []
-        rows, settled = await settle(kitcn, tracked, SETTLE_TIMEOUT_S[options.quick], curve)
+        settled = await settle(kitcn, tracked, SETTLE_TIMEOUT_S[options.quick], curve)
         settle_s = (settled or time.monotonic()) - loaded
+        rows = await read_rows(kitcn, list(tracked))
         stop.set()
         await supervisor
         ledger_rows = await mutation_ledger(app)
@@ -185,40 +186,44 @@ async def list_all(kitcn: KitcnClient, stats: Stats) -> dict[str, ScheduledFunct
 
 async def settle(
     kitcn: KitcnClient, tracked: dict[str, str], timeout: float, curve: list[tuple[float, int]]
-) -> tuple[dict[str, ScheduledFunction | None], float | None]:
-    """Each job's row (strongly consistent ``get``) once every job is final, and when that was;
-    ``None`` for the time if some were not within ``timeout`` seconds.
+) -> float | None:
+    """When every job was final by Temporal's list (about a second behind), or ``None`` if some
+    were not within ``timeout`` seconds. ``curve`` gets how many were not, every 10 s or so.
 
     Jobs the producer did not get an id for (cron runs; a start whose answer a restart cut
-    off, then retried) come from the list and join ``tracked``. ``curve`` gets how many jobs
-    were not final yet, every 10 s or so."""
+    off, then retried) come from the list and join ``tracked``. The list is cheap enough to
+    read each second; the strongly consistent rows the checker judges are read afterwards
+    (:func:`read_rows`), outside the settle time."""
     stats = Stats()
-    rows: dict[str, ScheduledFunction | None] = {}
-    limit = asyncio.Semaphore(READS_IN_FLIGHT)
     deadline = time.monotonic() + timeout
-    listed_before = -1
     began = time.monotonic()
+    listed_before = -1
+    while True:
+        listed = await list_all(kitcn, stats)
+        for job_id in listed:
+            tracked.setdefault(job_id, "cron" if ":cron:" in job_id else "unasked")
+        left = sum(1 for j in tracked if (row := listed.get(j)) is None or row.state.kind not in _check.FINAL)
+        if not curve or time.monotonic() - began - curve[-1][0] >= 10 or not left:
+            curve.append((round(time.monotonic() - began, 1), left))
+        if not left and len(listed) == listed_before:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            return None
+        listed_before = len(listed)
+        await asyncio.sleep(1.0)
+
+
+async def read_rows(kitcn: KitcnClient, job_ids: list[str]) -> dict[str, ScheduledFunction | None]:
+    """Each job's row, read with ``system.get`` (strongly consistent)."""
+    stats, limit = Stats(), asyncio.Semaphore(READS_IN_FLIGHT)
+    rows: dict[str, ScheduledFunction | None] = {}
 
     async def get(job_id: str) -> None:
         async with limit:
             rows[job_id] = await retry(lambda: kitcn.system.get(job_id), stats)
 
-    while True:
-        listed = await list_all(kitcn, stats)
-        for job_id in listed:
-            tracked.setdefault(job_id, "cron" if ":cron:" in job_id else "unasked")
-        open_ = [j for j in tracked if (row := rows.get(j)) is None or row.state.kind not in _check.FINAL]
-        await asyncio.gather(*(get(j) for j in open_))
-        left = sum(1 for j in tracked if (row := rows.get(j)) is None or row.state.kind not in _check.FINAL)
-        if not curve or time.monotonic() - began - curve[-1][0] >= 10 or not left:
-            curve.append((round(time.monotonic() - began, 1), left))
-        done = not left
-        if done and len(listed) == listed_before:
-            return rows, time.monotonic()
-        if time.monotonic() > deadline:
-            return rows, None
-        listed_before = len(listed)
-        await asyncio.sleep(1.0)
+    await asyncio.gather(*(get(j) for j in job_ids))
+    return rows
 
 
 async def mutation_ledger(app: App) -> Counter[str]:
