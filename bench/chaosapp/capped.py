@@ -1,8 +1,8 @@
 """A capped action: its ledger lines carry times, from which the checker counts overlaps.
 
-``.concurrency(CAP)`` caps each worker process today (semantics §10); fleet-wide caps
-(SPEC §14) are on their way: when they land, set :data:`FLEET_WIDE` and the checker holds
-the runs to ``CAP`` across the fleet instead of ``CAP`` per worker.
+``.concurrency(CAP)`` caps the runs across every worker (semantics §14): the checker holds
+the runs to ``CAP`` across the fleet (with :data:`FLEET_WIDE` off, it would allow ``CAP`` per
+worker, as ``.worker_concurrency`` does).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from .ledger import ActIn, run_and_record
 
 CAP = 1
 #: Whether ``.concurrency`` counts across every worker (SPEC §14) or per worker process.
-FLEET_WIDE = False
+FLEET_WIDE = True
 
 
 @private_action.input(ActIn).concurrency(CAP).action
