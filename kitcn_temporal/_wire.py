@@ -88,7 +88,9 @@ GATE_ID_PREFIX = "kitcn-gate:"
 GATE_REQUEST_ACTIVITY = "kitcn.Gate.request"
 #: The local activity with which a gate looks for holders that ended without giving back their slot.
 GATE_CHECK_ACTIVITY = "kitcn.Gate.check"
-#: Signal from a gate to a waiting job (or direct call): its slot is granted.
+#: Signal from a run (through its request activity, signal-with-start) to its gate: a slot, please.
+REQUEST_SIGNAL = "kitcn_request"
+#: Signal from a gate to a run (a job or a direct call): its answer, a :class:`SlotAnswer`.
 GRANT_SIGNAL = "kitcn_grant"
 #: Signal from a job to its gate: it ended (or was canceled while waiting), its slot is free.
 RELEASE_SIGNAL = "kitcn_release"

@@ -1,9 +1,9 @@
 """A procedure's gate: its fleet-wide slots and its pause, as one Temporal workflow.
 
 The resource-pool pattern: one long-lived workflow per procedure name (``kitcn-gate:<name>``)
-holds who runs (``holders``) and who waits (``waiters``). A run asks through an update (its
-worker's request activity, update-with-start) and is answered at once: let through, or queued.
-A queued run waits in its own workflow for the gate's grant signal; every run that holds a slot
+holds who runs (``holders``) and who waits (``waiters``). A run asks with a signal (its
+worker's request activity, signal-with-start) and is answered with a signal: let through, or
+queued (with why). A queued run waits in its own workflow for the gate's grant; every run that holds a slot
 signals its release when it ends (also when canceled while waiting). Waiters get slots by
 priority, then fairness (the fairness key served least, by weight), then due time, then arrival.
 
@@ -28,13 +28,13 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ApplicationError
 
 from .._wire import (
     GATE_CHECK_ACTIVITY,
     GATE_WORKFLOW,
     GRANT_SIGNAL,
     RELEASE_SIGNAL,
+    REQUEST_SIGNAL,
     SA_FUNCTION,
     SlotAnswer,
     SlotRequest,
@@ -67,11 +67,12 @@ class GateState:
 
 @workflow.defn(name=GATE_WORKFLOW, sandboxed=False)
 class GateWorkflow:
-    """One procedure's slots and pause. Updates: ``request``, ``pause``, ``resume``; signal: release."""
+    """One procedure's slots and pause. Signals: ``kitcn_request``, ``kitcn_release``; updates:
+    ``pause``, ``resume``."""
 
     @workflow.init
     def __init__(self, state: GateState) -> None:
-        # The state is known before any handler runs (update-with-start delivers the first
+        # The state is known before any handler runs (signal-with-start delivers the first
         # request with the start).
         self.state = state
         self._signals: set[asyncio.Task[None]] = set()
@@ -97,29 +98,27 @@ class GateWorkflow:
 
     # -- handlers ---------------------------------------------------------------------------
 
-    @workflow.update(name="request")
-    async def request(self, req: SlotRequest) -> SlotAnswer:
-        """Let a run through now, or queue it (answering why it waits)."""
+    @workflow.signal(name=REQUEST_SIGNAL)
+    def request(self, req: SlotRequest) -> None:
+        """Let a run through now, or queue it; the run hears which from a ``kitcn_grant`` signal
+        (a signal, not an update: a burst of requests meets no limit of updates in flight)."""
         state = self.state
+        if req.name != state.name:
+            workflow.logger.warning("gate of %s ignored a request for %s", state.name, req.name)
+            return
         state.limit, state.key_limit = req.limit, req.key_limit  # the newest definition governs
         if req.holder in state.holders:  # asked again (a retried request): the same answer
-            return SlotAnswer(granted=True, holds=True)
+            self._answer(req.holder, SlotAnswer(granted=True, holds=True))
+            return
         if not self._capped() and not state.paused:
-            return SlotAnswer(granted=True)
+            self._answer(req.holder, SlotAnswer(granted=True))
+            return
         if not any(w.holder == req.holder for w in state.waiters):
             state.waiters.append(req)
-        self._grant_ready(answering=req.holder)
-        if req.holder in state.holders:
-            return SlotAnswer(granted=True, holds=True)
+        self._grant_ready()
+        if any(w.holder == req.holder for w in state.waiters):
+            self._answer(req.holder, SlotAnswer(granted=False, waiting=self.waiting_for(req)))
         self._count_waiting()
-        if not any(w.holder == req.holder for w in state.waiters):  # let through a pause, uncapped
-            return SlotAnswer(granted=True)
-        return SlotAnswer(granted=False, waiting=self.waiting_for(req))
-
-    @request.validator
-    def _check_request(self, req: SlotRequest) -> None:
-        if req.name != self.state.name:
-            raise ApplicationError(f"gate of {self.state.name} asked for a slot of {req.name}")
 
     @workflow.signal(name=RELEASE_SIGNAL)
     def release(self, holder: str) -> None:
@@ -190,9 +189,8 @@ class GateWorkflow:
         priority = DEFAULT_PRIORITY if req.priority is None else req.priority
         return priority, self.state.served.get(req.fairness_key or "", 0.0), req.due_ms
 
-    def _grant_ready(self, answering: str | None = None) -> None:
-        """Grant every waiter that fits, best first; each is signaled (but ``answering``, who
-        hears it in the update's answer)."""
+    def _grant_ready(self) -> None:
+        """Grant every waiter that fits, best first; each is signaled."""
         state = self.state
         if state.paused:
             return
@@ -206,19 +204,19 @@ class GateWorkflow:
                 state.holders[best.holder] = best.key
                 fairness = best.fairness_key or ""
                 state.served[fairness] = state.served.get(fairness, 0.0) + 1.0 / max(best.fairness_weight, 1e-6)
-            if best.holder != answering:
-                self._signal_grant(best.holder)
+            self._answer(best.holder, SlotAnswer(granted=True, holds=self._capped()))
 
-    def _signal_grant(self, holder: str) -> None:
-        task = asyncio.create_task(self._deliver(holder))
+    def _answer(self, holder: str, answer: SlotAnswer) -> None:
+        task = asyncio.create_task(self._deliver(holder, answer))
         self._signals.add(task)
         task.add_done_callback(self._signals.discard)
 
-    async def _deliver(self, holder: str) -> None:
+    async def _deliver(self, holder: str, answer: SlotAnswer) -> None:
         try:
-            await workflow.get_external_workflow_handle(holder).signal(GRANT_SIGNAL)
-        except Exception:  # the holder is gone (terminated, or ended meanwhile): free its slot
+            await workflow.get_external_workflow_handle(holder).signal(GRANT_SIGNAL, answer)
+        except Exception:  # the holder is gone (terminated, or ended meanwhile): free its place
             self.state.holders.pop(holder, None)
+            self.state.waiters = [w for w in self.state.waiters if w.holder != holder]
             self._grant_ready()
 
     async def _check_holders(self) -> None:

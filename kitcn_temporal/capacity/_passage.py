@@ -1,7 +1,7 @@
 """A run's passage through its procedure's gate, from inside its workflow.
 
 The workflow side of ``_gate``: the job workflow (and a direct call's) asks for a slot through
-the local activity of ``_slots`` (update-with-start on the gate), waits for the gate's grant
+the local activity of ``_slots`` (signal-with-start on the gate), waits for the gate's grant
 signal when queued, and signals its release when it ends.
 
 Deterministic code, replayed from history; imports only ``_wire``.
@@ -30,9 +30,10 @@ from .._wire import (
 class Slot:
     """A run's passage through its procedure's gate (``capacity``'s gate workflow).
 
-    :meth:`acquire` asks through a local activity (update-with-start on the gate) and, when
-    queued, waits for the gate's grant signal, which the workflow hands to :meth:`grant`;
-    :meth:`release` gives a held slot back (also for a run canceled while it waited).
+    :meth:`acquire` asks through a local activity (signal-with-start on the gate) and waits for
+    the gate's answer, a signal the workflow hands to :meth:`answer` (queued first, with why,
+    when every slot is taken); :meth:`release` gives a held slot back (also for a run canceled
+    while it waited).
     """
 
     def __init__(self) -> None:
@@ -42,12 +43,24 @@ class Slot:
         self.passed = False
         #: The run holds a slot to give back when it ends, or a place in the queue.
         self.holds = False
+        #: Its row says why it waits.
+        self.waiting = False
 
     def configure(self, request: SlotRequest) -> None:
         self.request = request
 
-    def grant(self) -> None:
-        self.granted = True
+    def answer(self, answer: SlotAnswer) -> None:
+        """The gate's answer: granted (holding a slot, or let through a pause), or queued."""
+        if self.granted:
+            return
+        if answer.granted:
+            self.granted = True
+            self.holds = answer.holds
+            if self.waiting:
+                workflow.upsert_memo({MEMO_WAITING: None})
+        else:
+            self.waiting = True
+            workflow.upsert_memo({MEMO_WAITING: answer.waiting})
 
     async def acquire(self, wait: Callable[[Callable[[], bool]], Awaitable[None]] | None = None) -> None:
         """Pass the gate; ``wait(granted)`` waits for the grant when queued (default: for ever)."""
@@ -55,14 +68,11 @@ class Slot:
         if request is None or self.passed:
             self.passed = True
             return
-        answer: SlotAnswer = await workflow.execute_local_activity(
-            GATE_REQUEST_ACTIVITY, request, result_type=SlotAnswer, start_to_close_timeout=timedelta(seconds=30)
+        self.holds = True  # from the request on: a place to give back if it ends waiting
+        await workflow.execute_local_activity(
+            GATE_REQUEST_ACTIVITY, request, start_to_close_timeout=timedelta(seconds=30)
         )
-        self.holds = answer.holds or not answer.granted
-        if not answer.granted:
-            workflow.upsert_memo({MEMO_WAITING: answer.waiting})
-            await (wait or workflow.wait_condition)(lambda: self.granted)
-            workflow.upsert_memo({MEMO_WAITING: None})
+        await (wait or workflow.wait_condition)(lambda: self.granted)
         self.passed = True
 
     async def release(self) -> None:

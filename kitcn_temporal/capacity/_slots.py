@@ -1,7 +1,7 @@
 """The client and activity side of the gates: asking for a slot, pausing, resuming.
 
 * ``gate_activities(app)``: the local activities every worker registers: a job's slot request
-  (update-with-start on the procedure's gate, carrying the worker's current caps) and the
+  (signal-with-start on the procedure's gate, carrying the worker's current caps) and the
   gate's check of its holders.
 * :func:`pause`, :func:`resume`, :func:`paused_names`, :func:`is_paused`: the namespace's
   pauses (``system.pause`` and ``kitcn-temporal jobs pause`` use them).
@@ -31,8 +31,8 @@ from .._wire import (
     GATE_CHECK_ACTIVITY,
     GATE_REQUEST_ACTIVITY,
     GATE_WORKFLOW,
+    REQUEST_SIGNAL,
     SA_FUNCTION,
-    SlotAnswer,
     SlotRequest,
     app_queue,
     gate_id,
@@ -54,13 +54,13 @@ def gate_activities(app: App) -> list[Callable[..., Any]]:
     """The local activities of the gates, registered on every worker of ``app``."""
 
     @activity.defn(name=GATE_REQUEST_ACTIVITY)
-    async def request_slot(req: SlotRequest) -> SlotAnswer:
+    async def request_slot(req: SlotRequest) -> None:
         proc = app.procedures.get(req.name)
         # This worker's definition: a deploy that changes a cap governs the grants after it.
         limits = (None, None) if proc is None else (proc.concurrency, proc.key_concurrency)
         req = dataclasses.replace(req, limit=limits[0], key_limit=limits[1])
         queue = app_queue(activity.info().task_queue, req.name)
-        return await ask(activity.client(), queue, req)
+        await ask(activity.client(), queue, req)
 
     @activity.defn(name=GATE_CHECK_ACTIVITY)
     async def closed_holders(holders: list[str]) -> list[str]:
@@ -71,12 +71,18 @@ def gate_activities(app: App) -> list[Callable[..., Any]]:
     return [request_slot, closed_holders]
 
 
-async def ask(client: Client, task_queue: str, req: SlotRequest) -> SlotAnswer:
-    """Ask ``req.name``'s gate for a slot, starting the gate if it does not run yet."""
-    answer: SlotAnswer = await client.execute_update_with_start_workflow(
-        "request", req, start_workflow_operation=_start(req.name, task_queue), result_type=SlotAnswer
+async def ask(client: Client, task_queue: str, req: SlotRequest) -> None:
+    """Ask ``req.name``'s gate for a slot (signal-with-start: the gate starts if it does not
+    run yet); the gate answers the run with a signal."""
+    await client.start_workflow(
+        GATE_WORKFLOW,
+        GateState(name=req.name),
+        id=gate_id(req.name, task_queue),
+        task_queue=task_queue,
+        start_signal=REQUEST_SIGNAL,
+        start_signal_args=[req],
+        static_summary=_summary(req.name),
     )
-    return answer
 
 
 async def pause(client: Client, task_queue: str, name: str) -> bool:
@@ -152,8 +158,12 @@ def _start(name: str, task_queue: str) -> WithStartWorkflowOperation[Any, Any]:
         id=gate_id(name, task_queue),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"gate of {name}: its fleet-wide slots and pause",
+        static_summary=_summary(name),
     )
+
+
+def _summary(name: str) -> str:
+    return f"gate of {name}: its fleet-wide slots and pause"
 
 
 async def _running(client: Client, workflow_id: str) -> bool:

@@ -46,6 +46,7 @@ from .._wire import (
     CallSpec,
     ExecInput,
     JobSpec,
+    SlotAnswer,
     SlotRequest,
     StateKind,
     completion,
@@ -86,8 +87,8 @@ class ScheduledFunctionWorkflow:
         self._go = False
 
     @workflow.signal(name=GRANT_SIGNAL)
-    def _grant(self) -> None:
-        self._slot.grant()
+    def _grant(self, answer: SlotAnswer) -> None:
+        self._slot.answer(answer)
 
     @workflow.signal(name=DEBOUNCE_SIGNAL)
     def _debounced(self, change: dict[str, Any]) -> None:
@@ -214,8 +215,8 @@ class CallWorkflow:
         self._slot = Slot()
 
     @workflow.signal(name=GRANT_SIGNAL)
-    def _grant(self) -> None:
-        self._slot.grant()
+    def _grant(self, answer: SlotAnswer) -> None:
+        self._slot.answer(answer)
 
     @workflow.run
     async def run(self, spec: CallSpec) -> Any:
