@@ -1,7 +1,7 @@
 # `make demo`: virtualenv, install, run every scenario of the scheduling guide, exit.
 # `make dev`: the same server, worker and crons, kept running (Ctrl-C stops them).
 # `make test`: virtualenv, install with the dev extra, lint (ruff check and ruff format --check),
-# type-check, run the suite.
+# type-check, run the suite (two test files at a time, then the serial ones).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -33,8 +33,15 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict kitcn_temporal
 	$(BIN)/mypy activities workflows bench demo.py
 
+# The suite in two parts: test files two at a time (pytest-xdist, each process with its own
+# Temporal dev server), then the files marked `serial` (timing bounds, or all the CPU) alone.
+# A part that selects no test (pytest's exit status 5) is not a failure. PYTEST_WORKERS=0 runs
+# the first part in one process.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test: lint typecheck pytest
 

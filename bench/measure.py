@@ -19,6 +19,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench.app import work
 from bench.raw import RawJob
+from bench.tuned import start_tuned
 from kitcn_temporal import KitcnClient
 from kitcn_temporal._wire import CALL_ID_PREFIX, SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE, debounce_holder_id
 from kitcn_temporal.execution._direct import CommitGuard
@@ -27,7 +28,7 @@ from kitcn_temporal.jobs._handles import Jobs
 ROOT = Path(__file__).resolve().parent.parent
 _CONCURRENCY = 100
 #: Pause before each timed run, for the server to finish the previous run's background work.
-_SETTLE_S = 2.0
+SETTLE_S = 2.0
 
 
 async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
@@ -76,6 +77,14 @@ async def e2e_raw(client: Client, task_queue: str, n: int) -> float:
         n,
         lambda i: client.start_workflow(RawJob.run, i, id=f"raw-{uuid.uuid4()}", task_queue=task_queue),
     )
+    await _wait_all(client, [h.id for h in handles])
+    return n / (time.perf_counter() - started)
+
+
+async def e2e_tuned(client: Client, task_queue: str, n: int) -> float:
+    """Completed jobs per second: ``n`` hand-tuned temporalio jobs (``bench.tuned``)."""
+    started = time.perf_counter()
+    handles = await _bounded(n, lambda i: start_tuned(client, task_queue, i))
     await _wait_all(client, [h.id for h in handles])
     return n / (time.perf_counter() - started)
 
@@ -192,14 +201,16 @@ class Rounds:
         self.rates = rates
 
     @classmethod
-    async def measure(cls, repeats: int, variants: dict[str, Callable[[], Awaitable[float]]]) -> Rounds:
+    async def measure(
+        cls, repeats: int, variants: dict[str, Callable[[], Awaitable[float]]], settle_s: float = SETTLE_S
+    ) -> Rounds:
         names = list(variants)
         rates = []
         for i in range(repeats):
             shift = i % len(names)
             got = {}
             for name in names[shift:] + names[:shift]:
-                await asyncio.sleep(_SETTLE_S)
+                await asyncio.sleep(settle_s)
                 got[name] = await variants[name]()
             rates.append(got)
         return cls(rates)

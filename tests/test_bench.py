@@ -6,12 +6,20 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+#: Runs alone, after the files that run two at a time (make pytest):
+#: it measures, and takes every core while it does.
+pytestmark = pytest.mark.serial
 
 EXPECTED = [
     "jobs_per_s_kitcn",
     "jobs_per_s_raw",
     "ratio_e2e",
+    "jobs_per_s_tuned",
+    "ratio_e2e_tuned",
     "ratio_schedule",
     "ratio_schedule_same_metadata",
     "ratio_raw_search_attributes_only",
@@ -39,6 +47,23 @@ EXPECTED = [
     "guard_terminate_p50_ms",
     "ratio_debounced_schedule",
     "debounce_calls_per_run",
+    # The plain job's costs (bench.costs), the headline of the per-job table.
+    "server_cpu_ms_per_job",
+    "worker_cpu_ms_per_job",
+    "history_bytes_per_job",
+]
+#: The shapes whose per-job costs are measured side by side, and what is measured of each.
+SHAPES = ["plain", "delayed", "keyed", "cron", "direct_mutation", "raw", "tuned"]
+COSTS = [
+    "server_cpu_ms_per_job",
+    "worker_cpu_ms_per_job",
+    "caller_cpu_ms_per_job",
+    "history_events_per_job",
+    "history_bytes_per_job",
+    "persistence_requests_per_job",
+    "persistence_writes_per_job",
+    "visibility_writes_per_job",
+    "visibility_writes_per_job_estimated",
 ]
 
 
@@ -59,3 +84,10 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path) -> None:
         assert key in done.stdout
     assert figures["machine"]["cores"] >= 1
     assert figures["mode"] == "quick"
+    assert list(figures["costs"]) == SHAPES
+    for shape, costs in figures["costs"].items():
+        assert all(isinstance(costs[key], (int, float)) and costs[key] >= 0 for key in COSTS), (shape, costs)
+        assert costs["history_events_per_job"] >= 5 and costs["history_bytes_per_job"] > 0, (shape, costs)
+        assert any(line.startswith(shape + " ") for line in done.stdout.splitlines()), shape
+    # Every job is written to the store at least at its creation, and to visibility when it closes.
+    assert all(figures["costs"][shape]["persistence_writes_per_job"] > 0.5 for shape in SHAPES)

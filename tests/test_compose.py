@@ -2,8 +2,10 @@
 
 What is checked: the services and their pinned images, published ports, the start-up
 order (``depends_on`` conditions backed by health checks), Temporal's PostgreSQL schema
-setup, and that the worker's and setup's commands are ones the ``kitcn-temporal`` CLI
-accepts for the reference app. What is not: that the images pull and the stack starts.
+setup, that the worker's and setup's commands are ones the ``kitcn-temporal`` CLI
+accepts for the reference app, and that Prometheus scrapes the worker's metrics port and
+Grafana reads that Prometheus and the dashboard of deploy/. What is not: that the images pull
+and the stack starts (tests/test_alerting.py runs Debian's Prometheus on a real worker).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ START_ORDER = {
     "temporal-ui": {"temporal": "service_healthy"},
     "kitcn-setup": {"temporal-namespace": "service_completed_successfully"},
     "kitcn-worker": {"kitcn-setup": "service_completed_successfully", "postgresql": "service_healthy"},
+    "prometheus": {},
+    "grafana": {"prometheus": "service_healthy"},
 }
 #: Services that run once and exit.
 ONE_SHOT = ("temporal-schema", "temporal-namespace", "kitcn-setup")
@@ -48,14 +52,14 @@ def env(service: str) -> dict[str, str]:
     return {key: interpolate(str(value)) for key, value in SERVICES[service].get("environment", {}).items()}
 
 
-def test_the_services_are_postgres_temporal_its_ui_and_the_kitcn_worker() -> None:
+def test_the_services_are_postgres_temporal_its_ui_the_kitcn_worker_and_its_monitoring() -> None:
     assert set(SERVICES) == set(START_ORDER)
 
 
 @pytest.mark.parametrize("service", [s for s in START_ORDER if "image" in SERVICES[s] and "build" not in SERVICES[s]])
 def test_every_pulled_image_is_pinned_to_a_version(service: str) -> None:
     tag = SERVICES[service]["image"].partition(":")[2]
-    assert tag and tag != "latest" and re.fullmatch(r"\d+(\.\d+)+", tag), SERVICES[service]["image"]
+    assert tag and tag != "latest" and re.fullmatch(r"v?\d+(\.\d+)+", tag), SERVICES[service]["image"]
 
 
 def test_images_are_postgres_16_and_one_temporal_release() -> None:
@@ -68,9 +72,15 @@ def test_images_are_postgres_16_and_one_temporal_release() -> None:
     assert images["temporal-schema"] == f"temporalio/admin-tools:{server_version}"
 
 
-def test_published_ports_are_the_frontend_and_the_ui_only() -> None:
+def test_published_ports_are_the_frontend_the_ui_and_monitoring_on_loopback_only() -> None:
     published = {name: service.get("ports", []) for name, service in SERVICES.items() if service.get("ports")}
-    assert published == {"temporal": ["7233:7233"], "temporal-ui": ["8080:8080"]}
+    assert published == {
+        "temporal": ["7233:7233"],
+        "temporal-ui": ["8080:8080"],
+        # Prometheus has no login: reachable from the host only.
+        "prometheus": ["127.0.0.1:9090:9090"],
+        "grafana": ["127.0.0.1:3000:3000"],
+    }
 
 
 @pytest.mark.parametrize("service", list(START_ORDER))
@@ -188,3 +198,64 @@ def test_dockerfile_command_is_the_worker_of_the_compose_file() -> None:
     assert command[0] == "kitcn-temporal" and args.command == "worker"
     assert (args.app, args.crons) == ("activities", "workflows.crons:crons")
     assert SERVICES["kitcn-worker"]["command"][: len(command)] == command
+
+
+# -- monitoring: Prometheus scrapes the workers, Grafana shows them --------------------------
+
+DEPLOY = ROOT / "deploy"
+PROMETHEUS_CONFIG: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+
+
+def mounts(service: str) -> dict[str, str]:
+    """A service's volumes from this folder: container path -> path in the repository."""
+    found = {}
+    for volume in SERVICES[service]["volumes"]:
+        source, _, rest = volume.partition(":")
+        if source.startswith("./"):
+            found[rest.removesuffix(":ro")] = source
+    return found
+
+
+def test_the_worker_serves_prometheus_metrics_on_port_9464_on_every_interface() -> None:
+    command = [interpolate(part) for part in SERVICES["kitcn-worker"]["command"]]
+    args = build_parser().parse_args(command[1:])
+    assert (args.metrics_port, args.metrics_host) == (9464, "0.0.0.0")
+
+
+def test_prometheus_scrapes_every_worker_container_on_the_metrics_port() -> None:
+    (job,) = [j for j in PROMETHEUS_CONFIG["scrape_configs"] if j["job_name"] == "kitcn-worker"]
+    (discovery,) = job["dns_sd_configs"]  # one record per container: --scale is followed
+    assert (discovery["names"], discovery["type"], discovery["port"]) == (["kitcn-worker"], "A", 9464)
+
+
+def test_prometheus_reads_deploy_prometheus_with_kitcns_rules_read_only() -> None:
+    assert mounts("prometheus") == {"/etc/prometheus": "./deploy/prometheus"}
+    assert "--config.file=/etc/prometheus/prometheus.yml" in SERVICES["prometheus"]["command"]
+    for rules in PROMETHEUS_CONFIG["rule_files"]:
+        assert (DEPLOY / "prometheus" / rules).is_file(), rules
+    assert "kitcn-rules.yml" in PROMETHEUS_CONFIG["rule_files"]
+    assert all(volume.endswith(":ro") for volume in SERVICES["prometheus"]["volumes"] if volume.startswith("./"))
+
+
+@pytest.mark.parametrize("service", ["prometheus", "grafana"])
+def test_monitoring_keeps_its_data_in_a_named_volume(service: str) -> None:
+    named = [v.partition(":")[0] for v in SERVICES[service]["volumes"] if not v.startswith("./")]
+    assert len(named) == 1 and named[0] in COMPOSE["volumes"]
+
+
+def test_grafanas_data_source_is_the_prometheus_service() -> None:
+    provisioning = mounts("grafana")["/etc/grafana/provisioning"]
+    config = yaml.safe_load((ROOT / provisioning / "datasources" / "prometheus.yml").read_text())
+    (source,) = config["datasources"]
+    assert (source["type"], source["url"], source["isDefault"]) == ("prometheus", "http://prometheus:9090", True)
+    assert SERVICES["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
+
+
+def test_grafana_loads_the_kitcn_dashboard_from_where_it_is_mounted() -> None:
+    grafana = mounts("grafana")
+    provider = yaml.safe_load((ROOT / grafana["/etc/grafana/provisioning"] / "dashboards" / "kitcn.yml").read_text())
+    (folder,) = [p["options"]["path"] for p in provider["providers"]]
+    (target,) = [t for t in grafana if t.startswith(folder + "/")]
+    assert grafana[target] == "./deploy/grafana/kitcn-dashboard.json" and (ROOT / grafana[target]).is_file()
+    assert env("grafana")["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == target
+    assert json.loads((ROOT / grafana[target]).read_text())["uid"] == "kitcn-temporal"

@@ -53,3 +53,9 @@ async def noop_action(ctx: ActionCtx, input: NoopIn) -> int:
 async def capped_action(ctx: ActionCtx, input: NoopIn) -> int:
     """The same action, at most 8 at once across the fleet."""
     return input.n
+
+
+@private_mutation.input(NoopIn).mutation
+async def schedule_now(ctx: MutationCtx, input: NoopIn) -> str:
+    """A mutation that schedules one ``noop`` due now (the cost bench calls it directly)."""
+    return await ctx.scheduler.run_after(0, "work.noop", {"n": input.n})

@@ -25,6 +25,10 @@ from kitcn_temporal import STATE_KINDS, ScheduledFunction
 from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import wait_for
 
+#: Runs alone, after the files that run two at a time (make pytest):
+#: its bounds on shutdown times hold on an unloaded machine.
+pytestmark = pytest.mark.serial
+
 GRACEFUL_S = 3.0
 SHORT, HELD, LATER_ACTIONS, LATER_MUTATIONS = 4, 3, 4, 8
 #: When the later jobs fall due: well after the first worker has stopped.

@@ -21,7 +21,9 @@ from kitcn_temporal.ops._devserver import DevServer
 from testapp.probe import wait_for
 
 #: The scenario runs in the first test's setup; the 5 000-job burst alone takes about 3 minutes here.
-pytestmark = pytest.mark.timeout(900)
+#: Runs alone, after the files that run two at a time (make pytest):
+#: its burst takes every core.
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(900)]
 
 WARM_UP = 50
 #: Growth of resident memory the burst may leave behind, and reach at its peak (MiB).

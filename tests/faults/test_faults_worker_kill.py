@@ -39,7 +39,9 @@ SPAN_PER_KILL_S = 5.0
 TRANSIENT = "transient error while executing action work.record"
 
 #: The whole scenario runs in the first test's setup (its module fixture), within its time limit.
-pytestmark = pytest.mark.timeout(300)
+#: Runs alone, after the files that run two at a time (make pytest):
+#: its bounds on heartbeat timeouts hold on an unloaded machine.
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(300)]
 
 
 @dataclass
