@@ -195,6 +195,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     "plain": lambda: measure.schedule_rate_kitcn(kitcn, starts),
                     "debounced": lambda: measure.schedule_rate_debounced(kitcn, starts),
                 },
+                size.settle_s,
             )
             results["schedules_per_s_plain"] = debounced.rate("plain")
             results["schedules_per_s_debounced"] = debounced.rate("debounced")

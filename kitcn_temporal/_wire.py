@@ -8,6 +8,7 @@ only. The job workflow imports this module, so it must stay deterministic and fr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -457,11 +458,17 @@ def without_defaults(value: Any) -> Any:
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: without_defaults(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.default is dataclasses.MISSING or getattr(value, f.name) != f.default
+            name: without_defaults(getattr(value, name))
+            for name, default in _field_defaults(type(value))
+            if default is dataclasses.MISSING or getattr(value, name) != default
         }
     return value
+
+
+@functools.cache
+def _field_defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    """A dataclass's fields and their defaults, read once per class (a job's start asks each time)."""
+    return tuple((f.name, f.default) for f in dataclasses.fields(cls))
 
 
 def timedelta_to_ms(d: timedelta) -> int:

@@ -92,7 +92,8 @@ class Jobs:
             raise ValueError("Jobs(client) without a task_queue cannot start jobs")
         delay = job.scheduled_time - now_ms()
         size = job.args_bytes if job.args_bytes >= 0 else len(pydantic_core.to_json(job.args))
-        memo: dict[str, Any] = {MEMO_SPEC: without_defaults(job.spec())}
+        spec = job.spec()
+        memo: dict[str, Any] = {MEMO_SPEC: without_defaults(spec)}
         if size <= MEMO_ARGS_LIMIT:
             memo[MEMO_ARGS] = job.args
         try:
@@ -120,7 +121,7 @@ class Jobs:
                 # scheduling follow-up jobs, or an in-process producer): no matching round trip.
                 request_eager_start=delay <= 0 and not job.canceled,
                 # Task priority, then fairness between keys (tenants); its activities inherit it.
-                priority=job.spec().priority_of(),
+                priority=spec.priority_of(),
             )
         except WorkflowAlreadyStartedError:
             if job.key is not None:
