@@ -48,6 +48,8 @@ _LIST_LIMIT = 1000
 NOT_PAUSED_TTL_S = 1.0
 #: (task queue, procedure) -> until when (this process's monotonic clock) it is known not paused.
 _not_paused_until: dict[tuple[str, str], float] = {}
+#: The describe under way for a (task queue, procedure), if any.
+_asking: dict[tuple[str, str], tuple[float, asyncio.Future[bool]]] = {}
 
 
 def gate_activities(app: App) -> list[Callable[..., Any]]:
@@ -102,9 +104,28 @@ async def paused_before_start(client: Client, task_queue: str, name: str) -> boo
     """:func:`is_paused`, for a job about to start: a "not paused" answer is trusted for
     :data:`NOT_PAUSED_TTL_S` (taken from before the describe was sent)."""
     key = (task_queue, name)
-    asked = time.monotonic()
-    if _not_paused_until.get(key, 0.0) > asked:
+    if _not_paused_until.get(key, 0.0) > time.monotonic():
         return False
+    now = time.monotonic()
+    asked, asking = _asking.get(key, (0.0, None))
+    # One describe at a time per procedure, shared by a burst of starts; one sent too long ago
+    # could answer from before a pause() that has returned since, so it is not joined.
+    if asking is None or asked + NOT_PAUSED_TTL_S <= now:
+        asked, asking = now, asyncio.ensure_future(_ask_paused(client, task_queue, name, now))
+        _asking[key] = (asked, asking)
+        asking.add_done_callback(
+            lambda done: _asking.pop(key, None) if _asking.get(key, (0, None))[1] is done else None
+        )
+    return await asyncio.shield(asking)
+
+
+def _forget(key: tuple[str, str], done: asyncio.Future[bool]) -> None:
+    if _asking.get(key, (0.0, None))[1] is done:
+        del _asking[key]
+
+
+async def _ask_paused(client: Client, task_queue: str, name: str, asked: float) -> bool:
+    key = (task_queue, name)
     paused = await is_paused(client, task_queue, name)
     if paused:
         _not_paused_until.pop(key, None)
