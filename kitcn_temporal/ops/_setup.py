@@ -47,7 +47,11 @@ async def setup_namespace(client: Client, *, retention: timedelta = RETENTION) -
     """
     namespace = client.namespace
     report = SetupReport(namespace)
-    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    # Every call is idempotent: the SDK retries it on a transient fault (a server that just
+    # refreshed its namespace cache may cancel one).
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace), retry=True
+    )
     known = {**existing.system_attributes, **existing.custom_attributes}
     missing = {}
     for name, kind in SEARCH_ATTRIBUTES.items():
@@ -63,12 +67,14 @@ async def setup_namespace(client: Client, *, retention: timedelta = RETENTION) -
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
         report.added_search_attributes = sorted(missing)
-    described = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+    described = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace), retry=True)
     current = described.config.workflow_execution_retention_ttl.ToTimedelta()
     if current != retention:
         config = NamespaceConfig()
         config.CopyFrom(described.config)  # send the rest of the config back unchanged
         config.workflow_execution_retention_ttl.FromTimedelta(retention)
-        await client.workflow_service.update_namespace(UpdateNamespaceRequest(namespace=namespace, config=config))
+        await client.workflow_service.update_namespace(
+            UpdateNamespaceRequest(namespace=namespace, config=config), retry=True
+        )
         report.retention_changed = True
     return report
