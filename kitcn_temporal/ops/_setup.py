@@ -67,7 +67,9 @@ async def setup_namespace(client: Client, *, retention: timedelta = RETENTION) -
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
         report.added_search_attributes = sorted(missing)
-    described = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace), retry=True)
+    described = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace), retry=True
+    )
     current = described.config.workflow_execution_retention_ttl.ToTimedelta()
     if current != retention:
         config = NamespaceConfig()
