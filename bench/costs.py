@@ -2,10 +2,11 @@
 
 For each shape, ``n`` jobs run while the bench reads:
 
-* **CPU** of the Temporal server process, of a worker process of its own and of this (the
-  calling) process, from ``/proc/<pid>/stat`` (user + system time), over the whole window from
-  the first start until the server is quiet again, less what each process burns idle over as
-  long (the idle rate is measured just before, with the same polling going on);
+* **CPU** of the Temporal server process and of a worker process of its own, from
+  ``/proc/<pid>/stat`` (user + system time), over the whole window from the first start until
+  the server is quiet again, less what each process burns idle over as long (the idle rate is
+  measured just before, with the same polling going on). This (the calling) process is not
+  measured: reading and parsing the server's metrics costs it more than starting jobs does;
 * **history**: events and bytes (serialized ``HistoryEvent`` size) of sampled jobs;
 * **persistence** from the server's own Prometheus metrics (``persistence_requests`` and
   ``visibility_persistence_requests`` by operation), less the idle rate: every request per job,
@@ -153,12 +154,11 @@ def server_counters(text: str) -> dict[tuple[str, str], float]:
 
 @dataclass(frozen=True)
 class Reading:
-    """CPU of the three processes and the server's counters at one instant."""
+    """CPU of the server and the worker, and the server's counters, at one instant."""
 
     at: float
     server_cpu: float
     worker_cpu: float
-    caller_cpu: float
     counters: dict[tuple[str, str], float]
 
     def minus(self, earlier: Reading, key: tuple[str, str]) -> float:
@@ -185,14 +185,7 @@ class Probe:
                 return str(response.read().decode())
 
         text = await asyncio.to_thread(get)
-        times = os.times()
-        return Reading(
-            time.monotonic(),
-            cpu_s(self.server_pid),
-            cpu_s(self.worker_pid),
-            times.user + times.system,
-            server_counters(text),
-        )
+        return Reading(time.monotonic(), cpu_s(self.server_pid), cpu_s(self.worker_pid), server_counters(text))
 
     async def idle(self, seconds: float) -> Idle:
         """The processes' CPU rates and the server's request rates while nothing runs (read over
@@ -216,7 +209,7 @@ class Idle:
         return self.last.at - self.first.at
 
     def rate(self, what: str) -> float:
-        """CPU seconds per second of ``server``, ``worker`` or ``caller``."""
+        """CPU seconds per second of ``server`` or ``worker``."""
         attr = f"{what}_cpu"
         return float(getattr(self.last, attr) - getattr(self.first, attr)) / self.seconds
 
@@ -390,7 +383,6 @@ async def measure_shape(
     return {
         "server_cpu_ms_per_job": net_cpu_ms("server"),
         "worker_cpu_ms_per_job": net_cpu_ms("worker"),
-        "caller_cpu_ms_per_job": net_cpu_ms("caller"),
         "history_events_per_job": events,
         "history_bytes_per_job": sizes,
         "persistence_requests_per_job": sum(persistence.values()),
@@ -531,7 +523,6 @@ def table(costs: dict[str, dict[str, Any]]) -> str:
     columns = [
         ("server_cpu_ms_per_job", "server ms"),
         ("worker_cpu_ms_per_job", "worker ms"),
-        ("caller_cpu_ms_per_job", "caller ms"),
         ("history_events_per_job", "events"),
         ("history_bytes_per_job", "hist bytes"),
         ("persistence_writes_per_job", "db writes"),

@@ -57,7 +57,6 @@ SHAPES = ["plain", "delayed", "keyed", "cron", "direct_mutation", "raw", "tuned"
 COSTS = [
     "server_cpu_ms_per_job",
     "worker_cpu_ms_per_job",
-    "caller_cpu_ms_per_job",
     "history_events_per_job",
     "history_bytes_per_job",
     "persistence_requests_per_job",

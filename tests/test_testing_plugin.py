@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+#: Runs alone, after the files that run two at a time (make pytest):
+#: each test runs a whole pytest session with its own Temporal server.
+pytestmark = pytest.mark.serial
+
 PROJECT = {
     "pytest.ini": """
         [pytest]
