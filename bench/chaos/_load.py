@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from kitcn_temporal import CRPCError, KitcnClient
@@ -88,8 +89,8 @@ KINDS = {
     "canceled": 10,
     "keyed": 15,
     "capped": 10,
-    # "debounced": when schedule.debounce lands (SPEC §15): a key called a few times, one run
-    # with the last arguments; its check is one ledger row per key, with the last value.
+    # A key called a few times within its period: one job (the ids agree), one ledger row.
+    "debounced": 5,
 }
 
 
@@ -143,6 +144,9 @@ class Producer:
         elif job.kind == "keyed":
             await self._keyed(job, rng.randint(0, 5000), write)
             return
+        elif job.kind == "debounced":
+            await self._debounced(job, rng, write)
+            return
         elif job.kind == "canceled":
             await self._canceled(rng, act, write)
             return
@@ -156,6 +160,20 @@ class Producer:
         again = await self._run_after(delay, "ledger.write", args, key)
         if again != first:
             self.stats.key_mismatches.append(f"key {key}: {first} then {again}")
+
+    async def _debounced(self, job: Planned, rng: random.Random, args: dict[str, Any]) -> None:
+        """A debounce key called 2 to 4 times, 100 ms apart, with a 3 s period: each distinct job
+        id it returns is a job (normally one) that writes one ledger row."""
+        key, scheduler, seen = f"chaos-debounce-{job.index}", self.kitcn.scheduler, set()
+        for call in range(rng.randint(2, 4)):
+            write = {**args, "kind": f"debounced-{call}"}
+            job_id = await retry(
+                partial(scheduler.run_debounced, key, 3000, "ledger.write", write, max_wait=10_000), self.stats
+            )
+            if job_id not in seen:
+                seen.add(job_id)
+                self.issued.append(Issued(job_id, "debounced", "ledger.write"))
+            await asyncio.sleep(0.1)
 
     async def _canceled(self, rng: random.Random, act: dict[str, Any], write: dict[str, Any]) -> None:
         """Due in 20 to 40 s, canceled within 3 s: it must never run."""
