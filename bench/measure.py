@@ -21,7 +21,14 @@ from bench.app import work
 from bench.raw import RawJob
 from bench.tuned import start_tuned
 from kitcn_temporal import KitcnClient
-from kitcn_temporal._wire import CALL_ID_PREFIX, SA_FUNCTION, SA_SCHEDULED_TIME, SA_STATE, debounce_holder_id
+from kitcn_temporal._wire import (
+    CALL_ID_PREFIX,
+    GATE_WORKFLOW,
+    SA_FUNCTION,
+    SA_SCHEDULED_TIME,
+    SA_STATE,
+    debounce_holder_id,
+)
 from kitcn_temporal.execution._direct import CommitGuard
 from kitcn_temporal.jobs._handles import Jobs
 
@@ -55,7 +62,9 @@ async def _discard(client: Client, ids: list[str], timeout: float = 120.0, *, ta
     """
     await _bounded(len(ids), lambda i: client.get_workflow_handle(ids[i]).terminate())
     deadline = time.monotonic() + timeout
-    running = "ExecutionStatus = 'Running'" + (f" AND TaskQueue = '{task_queue}'" if task_queue else "")
+    # Gates (kitcn.Gate, the capped procedures' slots) run for as long as their procedure.
+    running = f"ExecutionStatus = 'Running' AND WorkflowType != '{GATE_WORKFLOW}'"
+    running += f" AND TaskQueue = '{task_queue}'" if task_queue else ""
     while (await client.count_workflows(running)).count:
         if time.monotonic() > deadline:
             raise TimeoutError("terminated workflows still show as running in visibility")
