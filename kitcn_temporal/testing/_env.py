@@ -299,7 +299,12 @@ class TestEnv:
             await _bounded_gather(self._clock.fast_forward(job.id, gap) for job, gap in behind)
 
     async def _until_idle(self) -> None:
-        while any(job.busy for job in await self._jobs()):
+        while True:
+            # A job started while its starter was being read (the starter seen closed, the new
+            # job not yet in the snapshot) would look idle: idle counts only if none started.
+            started = len(self._tracker.started)
+            if not any(job.busy for job in await self._jobs()) and len(self._tracker.started) == started:
+                return
             await asyncio.sleep(_POLL)
 
     async def _jobs(self) -> list[_Job]:
