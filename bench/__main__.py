@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench import capacity, costs, measure
@@ -130,24 +131,27 @@ async def run(quick: bool) -> dict[str, Any]:
         tuned_queue = f"bench-tuned-{uuid.uuid4().hex[:6]}"
         client = await connect_when_ready(server.address, app)
         await setup_namespace(client)
+        # The baselines are plain temporalio: a client without kitcn's plugin (its converter,
+        # interceptors and worker defaults), as a team without kitcn would write it.
+        plain = await Client.connect(server.address)
         info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
         results: dict[str, Any] = {"mode": "quick" if quick else "full", "sizes": dataclasses.asdict(size)}
         results["machine"] = measure.machine_info(info.server_version)
         kitcn = KitcnClient(client, app)
         async with (
             Worker(client, task_queue=app.task_queue),
-            Worker(client, task_queue=raw_queue, workflows=[RawJob], activities=[raw_noop]),
-            Worker(client, task_queue=tuned_queue, workflows=[TunedJob], activities=[tuned_noop]),
+            Worker(plain, task_queue=raw_queue, workflows=[RawJob], activities=[raw_noop]),
+            Worker(plain, task_queue=tuned_queue, workflows=[TunedJob], activities=[tuned_noop]),
         ):
             await measure.e2e_kitcn(kitcn, 10)  # warm every path up
-            await measure.e2e_raw(client, raw_queue, 10)
-            await measure.e2e_tuned(client, tuned_queue, 10)
+            await measure.e2e_raw(plain, raw_queue, 10)
+            await measure.e2e_tuned(plain, tuned_queue, 10)
             e2e = await measure.Rounds.measure(
                 size.e2e_repeats,
                 {
                     "kitcn": lambda: measure.e2e_kitcn(kitcn, size.e2e),
-                    "raw": lambda: measure.e2e_raw(client, raw_queue, size.e2e),
-                    "tuned": lambda: measure.e2e_tuned(client, tuned_queue, size.e2e),
+                    "raw": lambda: measure.e2e_raw(plain, raw_queue, size.e2e),
+                    "tuned": lambda: measure.e2e_tuned(plain, tuned_queue, size.e2e),
                 },
                 size.settle_s,
             )
@@ -161,9 +165,9 @@ async def run(quick: bool) -> dict[str, Any]:
                 size.schedule_repeats,
                 {
                     "kitcn": lambda: measure.schedule_rate_kitcn(kitcn, starts),
-                    "raw": lambda: measure.schedule_rate_raw(client, raw_queue, starts),
-                    "raw_sa": lambda: measure.schedule_rate_raw(client, raw_queue, starts, record="search_attributes"),
-                    "raw_job": lambda: measure.schedule_rate_raw(client, raw_queue, starts, record="job"),
+                    "raw": lambda: measure.schedule_rate_raw(plain, raw_queue, starts),
+                    "raw_sa": lambda: measure.schedule_rate_raw(plain, raw_queue, starts, record="search_attributes"),
+                    "raw_job": lambda: measure.schedule_rate_raw(plain, raw_queue, starts, record="job"),
                 },
                 size.settle_s,
             )

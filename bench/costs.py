@@ -450,10 +450,11 @@ from kitcn_temporal import App, KitcnPlugin
 async def main():
     app = App.discover("bench.app", task_queue={queue!r})
     client = await Client.connect({address!r}, plugins=[KitcnPlugin(app)])
+    plain = await Client.connect({address!r})  # the baselines: temporalio without kitcn
     async with (
         Worker(client, task_queue=app.task_queue),
-        Worker(client, task_queue={raw_queue!r}, workflows=[RawJob], activities=[raw_noop]),
-        Worker(client, task_queue={tuned_queue!r}, workflows=[TunedJob], activities=[tuned_noop]),
+        Worker(plain, task_queue={raw_queue!r}, workflows=[RawJob], activities=[raw_noop]),
+        Worker(plain, task_queue={tuned_queue!r}, workflows=[TunedJob], activities=[tuned_noop]),
     ):
         print("ready", flush=True)
         await asyncio.Event().wait()

@@ -43,6 +43,10 @@ _PASSTHROUGH = ("kitcn_temporal", "pydantic", "pydantic_core", "annotated_types"
 _SDK_STICKY_TIMEOUT = timedelta(seconds=10)
 #: How long a workflow task waits for the worker that cached its workflow.
 STICKY_TIMEOUT = timedelta(seconds=3)
+#: The SDK's default number of slots of each kind (``WorkerTuner.create_fixed``).
+_SDK_SLOTS = 100
+#: A worker's workflow task slots per local activity slot, unless the worker sets its own.
+WORKFLOW_SLOTS_PER_LOCAL_ACTIVITY = 2
 
 
 class KitcnPlugin(SimplePlugin):
@@ -86,7 +90,16 @@ class KitcnPlugin(SimplePlugin):
         )
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
-        """See base class; also shortens the sticky-queue timeout left at the SDK default.
+        """See base class; also shortens the sticky-queue timeout left at the SDK default, and
+        gives the worker twice as many workflow task slots as local activity slots when it set
+        neither its workflow task slots nor a tuner.
+
+        A job's query or mutation runs as a local activity inside its workflow task, which holds
+        its slot until the procedure returns: with the SDK's 100 and 100, a worker running 100
+        procedures had no slot left, and a job started from its own process (a producer beside
+        the worker, an action scheduling follow-ups) lost its eager start and took a round trip
+        through matching instead (about half the starts of a burst). The spare slots take those
+        starts, and the timers, grants and callbacks of jobs already running.
 
         A side worker (the task queue of a rate- or concurrency-limited procedure) gets that
         procedure's activity only, within its limits.
@@ -99,6 +112,9 @@ class KitcnPlugin(SimplePlugin):
             # A job cached on a worker that died moves to a live worker after 3 s, not 10 s
             # (its history is a handful of events: replaying it elsewhere is cheap).
             config["sticky_queue_schedule_to_start_timeout"] = STICKY_TIMEOUT
+        if config.get("max_concurrent_workflow_tasks") is None and config.get("tuner") is None:
+            local = config.get("max_concurrent_local_activities") or _SDK_SLOTS
+            config["max_concurrent_workflow_tasks"] = WORKFLOW_SLOTS_PER_LOCAL_ACTIVITY * local
         return config
 
     async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:

@@ -87,3 +87,43 @@ async def test_worker_command_serves_metrics_of_the_jobs_it_ran(
     assert metric_value(text, FINISHED, function="targets.touch", state="success", task_queue=queue) == 3
     assert metric_value(text, f"{LATENESS}_count", task_queue=queue) == 4
     assert metric_value(text, "temporal_worker_task_slots_available", task_queue=queue) > 0
+
+
+async def test_worker_command_takes_its_slot_counts_from_the_command_line(start: Launcher) -> None:
+    """docs/semantics.md §7-§8: the worker's slots as given; Temporal's own gauge reads them."""
+    port, queue = free_port(), f"kitcn-slots-{uuid.uuid4().hex[:8]}"
+    slots = ("--max-workflow-tasks", "6", "--max-activities", "4", "--max-local-activities", "3")
+    worker = await start(
+        "worker", "--app", "testapp", "--task-queue", queue, "--crons", "", "--metrics-port", str(port), *slots
+    )
+    await worker.wait_output("worker serving")
+    available = "temporal_worker_task_slots_available"
+
+    async def scraped() -> str | None:
+        text = await scrape(port)
+        return text if f'task_queue="{queue}",worker_type="WorkflowWorker"' in text else None
+
+    text = await wait_for(scraped, timeout=30)
+    assert metric_value(text, available, task_queue=queue, worker_type="WorkflowWorker") == 6
+    assert metric_value(text, available, task_queue=queue, worker_type="ActivityWorker") == 4
+    assert metric_value(text, available, task_queue=queue, worker_type="LocalActivityWorker") == 3
+
+
+async def test_a_worker_without_slot_options_has_twice_the_local_activity_slots_for_workflow_tasks(
+    start: Launcher,
+) -> None:
+    port, queue = free_port(), f"kitcn-slots-{uuid.uuid4().hex[:8]}"
+    worker = await start(
+        "worker", "--app", "testapp", "--task-queue", queue, "--crons", "", "--metrics-port", str(port)
+    )
+    await worker.wait_output("worker serving")
+
+    async def scraped() -> str | None:
+        text = await scrape(port)
+        return text if f'task_queue="{queue}",worker_type="LocalActivityWorker"' in text else None
+
+    text = await wait_for(scraped, timeout=30)
+    available = "temporal_worker_task_slots_available"
+    local = metric_value(text, available, task_queue=queue, worker_type="LocalActivityWorker")
+    assert local == 100
+    assert metric_value(text, available, task_queue=queue, worker_type="WorkflowWorker") == 2 * local

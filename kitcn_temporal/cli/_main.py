@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import importlib.metadata
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from temporalio.service import RPCError
@@ -227,6 +227,20 @@ def _serve_options(parser: argparse.ArgumentParser, default: float, metrics_host
         metavar="SECONDS",
         help=f"on SIGINT/SIGTERM, how long running procedures may take to finish (default {default:g})",
     )
+    group = parser.add_argument_group("worker slots (what runs at once on this worker)")
+    group.add_argument(
+        "--max-workflow-tasks",
+        type=_at_least(2, "a worker that caches workflows needs 2"),
+        metavar="N",
+        help="workflow task slots (default: twice the local activity slots)",
+    )
+    group.add_argument("--max-activities", type=_positive_int, metavar="N", help="actions at once (default 100)")
+    group.add_argument(
+        "--max-local-activities",
+        type=_positive_int,
+        metavar="N",
+        help="queries and mutations at once (default 100)",
+    )
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -257,6 +271,16 @@ def _seconds(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a number of seconds >= 0")
     return value
+
+
+def _at_least(low: int, why: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too few: {why}")
+        return value
+
+    return parse
 
 
 def _positive_int(text: str) -> int:

@@ -67,7 +67,7 @@ async def worker(args: argparse.Namespace) -> int:
     client = await connect(config, app)  # an unknown namespace fails here, in one line
     if crons is not None:
         print(await sync_crons(crons, client, app), flush=True)
-    await serve(client, app, stopper, args.graceful_timeout, _metrics_banner(args))
+    await serve(client, app, stopper, args.graceful_timeout, _metrics_banner(args), slots=worker_slots(args))
     return 0
 
 
@@ -102,7 +102,14 @@ async def dev(args: argparse.Namespace) -> int:
         if crons is not None:
             print(await sync_crons(crons, client, app), flush=True)
         ui = f"http://{DEV_HOST}:{ui_port}" if port_open(DEV_HOST, ui_port) else f"none (nothing on port {ui_port})"
-        await serve(client, app, stopper, args.graceful_timeout, f"Temporal UI: {ui}\n{_metrics_banner(args)}")
+        await serve(
+            client,
+            app,
+            stopper,
+            args.graceful_timeout,
+            f"Temporal UI: {ui}\n{_metrics_banner(args)}",
+            slots=worker_slots(args),
+        )
     finally:
         if server is not None:
             server.stop()
@@ -159,13 +166,30 @@ def _codec_server_for_ui(port: int, ui_port: int) -> CodecServer | None:
     return server
 
 
-async def serve(client: Client, app: App, stopper: Stopper, graceful_s: float, banner: str) -> None:
-    """Run a worker for ``app`` until the stopper fires, then shut it down gracefully."""
+def worker_slots(args: argparse.Namespace) -> dict[str, int]:
+    """The worker's slot counts given on the command line (the rest keep their defaults)."""
+    given = {
+        "max_concurrent_workflow_tasks": args.max_workflow_tasks,
+        "max_concurrent_activities": args.max_activities,
+        "max_concurrent_local_activities": args.max_local_activities,
+    }
+    return {option: value for option, value in given.items() if value is not None}
+
+
+async def serve(
+    client: Client, app: App, stopper: Stopper, graceful_s: float, banner: str, *, slots: dict[str, int] | None = None
+) -> None:
+    """Run a worker for ``app`` until the stopper fires, then shut it down gracefully.
+
+    :param slots: ``Worker`` slot counts (``max_concurrent_*``); unset ones keep the plugin's
+        and the SDK's defaults.
+    """
     worker = Worker(
         client,
         task_queue=app.task_queue,
         # Running procedures get this long to finish once a stop is requested.
         graceful_shutdown_timeout=timedelta(seconds=graceful_s),
+        **(slots or {}),
     )
     running = asyncio.create_task(worker.run())
     stopper.serving = True
