@@ -16,16 +16,6 @@ from kitcn_temporal import KitcnClient
 from kitcn_temporal._wire import gate_id
 
 
-async def rate(kitcn: KitcnClient, name: str, n: int) -> float:
-    """Completed jobs per second: ``n`` ``schedule.now`` jobs of action ``name``."""
-    import time
-
-    started = time.perf_counter()
-    ids = await measure._bounded(n, lambda i: kitcn.scheduler.run_after(0, name, {"n": i}))
-    await measure._wait_all(kitcn.client, ids)
-    return n / (time.perf_counter() - started)
-
-
 async def history_events(client: Client, workflow_id: str) -> int:
     """Events of every run of ``workflow_id`` (a gate continues as new)."""
     total = 0
@@ -36,13 +26,13 @@ async def history_events(client: Client, workflow_id: str) -> int:
 
 
 async def figures(kitcn: KitcnClient, n: int, repeats: int) -> dict[str, Any]:
-    await rate(kitcn, "work.noop_action", 5)  # warm up both paths (and start the gate)
-    await rate(kitcn, "work.capped_action", 5)
+    await measure.e2e_kitcn(kitcn, 5, "work.noop_action")  # warm up both paths (and start the gate)
+    await measure.e2e_kitcn(kitcn, 5, "work.capped_action")
     rounds = await measure.Rounds.measure(
         repeats,
         {
-            "uncapped": lambda: rate(kitcn, "work.noop_action", n),
-            "capped": lambda: rate(kitcn, "work.capped_action", n),
+            "uncapped": lambda: measure.e2e_kitcn(kitcn, n, "work.noop_action"),
+            "capped": lambda: measure.e2e_kitcn(kitcn, n, "work.capped_action"),
         },
     )
     results: dict[str, Any] = {

@@ -280,6 +280,12 @@ async def _keyed(env: Env, n: int) -> list[str]:
     return await _bounded(n, lambda i: env.kitcn.scheduler.run_after(0, "work.noop", {"n": i}, key=f"cost:{run}:{i}"))
 
 
+async def _capped(env: Env, n: int) -> list[str]:
+    """``schedule.now`` of a mutation capped with ``.concurrency(8)``: each run asks its gate
+    (``kitcn.Gate``) for a slot and gives it back, so the gate's work is in the server's CPU."""
+    return await _bounded(n, lambda i: env.kitcn.scheduler.run_after(0, "work.capped_noop", {"n": i}))
+
+
 async def _cron(env: Env, n: int) -> list[str]:
     """``n`` cron runs: ``n`` crons (yearly, created before the window) each triggered once now,
     which is how Temporal's schedule starts a run when its time comes (the trigger is a request
@@ -308,12 +314,12 @@ async def _tuned(env: Env, n: int) -> list[str]:
     return [h.id for h in handles]
 
 
-#: The shapes, in the order they run and print. Capped jobs (``.concurrency(n)``) go here too:
-#: a ``Shape`` starting jobs of a capped procedure of ``bench.app``.
+#: The shapes, in the order they run and print.
 SHAPES: tuple[Shape, ...] = (
     Shape("plain", "schedule.now of a mutation", _plain, _jobs),
     Shape("delayed", "schedule.after(delay) of a mutation", _delayed, _jobs),
     Shape("keyed", "schedule.now with a key (idempotency)", _keyed, _jobs),
+    Shape("capped", "schedule.now of a mutation capped fleet-wide (.concurrency(8))", _capped, _jobs),
     Shape("cron", "one run of a cron (Temporal schedule)", _cron, _jobs),
     Shape("direct_mutation", "direct mutation (SQL store) that schedules one job now", _direct_mutation, _jobs),
     Shape("raw", "plain temporalio: workflow + one activity", _raw, lambda env: (env.raw_queue, "raw.Job")),

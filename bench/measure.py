@@ -71,10 +71,11 @@ async def _discard(client: Client, ids: list[str], timeout: float = 120.0, *, ta
         await asyncio.sleep(0.2)
 
 
-async def e2e_kitcn(kitcn: KitcnClient, n: int) -> float:
-    """Completed jobs per second: ``n`` ``schedule.now`` jobs of a trivial mutation."""
+async def e2e_kitcn(kitcn: KitcnClient, n: int, name: str = "work.noop") -> float:
+    """Completed jobs per second: ``n`` ``schedule.now`` jobs of procedure ``name`` of
+    ``bench.app`` (a trivial mutation by default; it takes ``{"n": i}``)."""
     started = time.perf_counter()
-    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(0, "work.noop", {"n": i}))
+    ids = await _bounded(n, lambda i: kitcn.scheduler.run_after(0, name, {"n": i}))
     await _wait_all(kitcn.client, ids)
     return n / (time.perf_counter() - started)
 

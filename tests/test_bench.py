@@ -53,7 +53,7 @@ EXPECTED = [
     "history_bytes_per_job",
 ]
 #: The shapes whose per-job costs are measured side by side, and what is measured of each.
-SHAPES = ["plain", "delayed", "keyed", "cron", "direct_mutation", "raw", "tuned"]
+SHAPES = ["plain", "delayed", "keyed", "capped", "cron", "direct_mutation", "raw", "tuned"]
 COSTS = [
     "server_cpu_ms_per_job",
     "worker_cpu_ms_per_job",
@@ -92,3 +92,8 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path) -> None:
         assert any(line.startswith(shape + " ") for line in done.stdout.splitlines()), shape
     # Every job is written to the store at least at its creation, and to visibility when it closes.
     assert all(figures["costs"][shape]["persistence_writes_per_job"] > 0.5 for shape in SHAPES)
+    # A capped job asks its gate for a slot and gives it back: events of its own, and the gate's
+    # workflow tasks on the server.
+    capped, plain = figures["costs"]["capped"], figures["costs"]["plain"]
+    assert capped["history_events_per_job"] > plain["history_events_per_job"]
+    assert capped["matching_tasks_per_job"] > plain["matching_tasks_per_job"]

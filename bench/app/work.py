@@ -59,3 +59,9 @@ async def capped_action(ctx: ActionCtx, input: NoopIn) -> int:
 async def schedule_now(ctx: MutationCtx, input: NoopIn) -> str:
     """A mutation that schedules one ``noop`` due now (the cost bench calls it directly)."""
     return await ctx.scheduler.run_after(0, "work.noop", {"n": input.n})
+
+
+@private_mutation.input(NoopIn).concurrency(8).mutation
+async def capped_noop(ctx: MutationCtx, input: NoopIn) -> int:
+    """``noop``, at most 8 at once across the fleet (the cost bench's capped shape)."""
+    return input.n

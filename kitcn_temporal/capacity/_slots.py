@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,6 +22,7 @@ from temporalio import activity
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -113,9 +115,7 @@ async def paused_before_start(client: Client, task_queue: str, name: str) -> boo
     if asking is None or asked + NOT_PAUSED_TTL_S <= now:
         asked, asking = now, asyncio.ensure_future(_ask_paused(client, task_queue, name, now))
         _asking[key] = (asked, asking)
-        asking.add_done_callback(
-            lambda done: _asking.pop(key, None) if _asking.get(key, (0, None))[1] is done else None
-        )
+        asking.add_done_callback(functools.partial(_forget, key))
     return await asyncio.shield(asking)
 
 
@@ -149,13 +149,8 @@ async def resume(client: Client, task_queue: str, name: str) -> bool:
 
 async def is_paused(client: Client, task_queue: str, name: str) -> bool:
     """Whether procedure ``name`` is paused (one strongly consistent describe of its gate)."""
-    try:
-        desc = await client.get_workflow_handle(gate_id(name, task_queue)).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return desc.status == WorkflowExecutionStatus.RUNNING and desc.typed_search_attributes.get(SA_GATE) == "paused"
+    desc = await _describe_running(client, gate_id(name, task_queue))
+    return desc is not None and desc.typed_search_attributes.get(SA_GATE) == "paused"
 
 
 async def paused_names(client: Client, task_queue: str, known: Iterable[str] = ()) -> list[str]:
@@ -188,10 +183,16 @@ def _summary(name: str) -> str:
 
 
 async def _running(client: Client, workflow_id: str) -> bool:
+    return await _describe_running(client, workflow_id) is not None
+
+
+async def _describe_running(client: Client, workflow_id: str) -> WorkflowExecutionDescription | None:
+    """The description of ``workflow_id`` while it runs; ``None`` once it has closed or if it
+    never existed."""
     try:
         desc = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            return False
+            return None
         raise
-    return desc.status == WorkflowExecutionStatus.RUNNING
+    return desc if desc.status == WorkflowExecutionStatus.RUNNING else None

@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from .._client import KitcnClient
 from .._errors import CRPCError
-from ..capacity._slots import is_paused, paused_names
+from ..capacity._slots import paused_names
 from ._connect import CliError, connect, connect_config, load_app
 from ._output import print_json
 
@@ -56,9 +56,3 @@ async def paused_note(client: Client, names: set[str]) -> str | None:
     """A note naming which of ``names`` are paused (``jobs list``, ``crons list``), or ``None``."""
     paused = sorted(set(await paused_names(client, "")) & names)
     return f"paused: {', '.join(paused)} (their due jobs wait until resumed)" if paused else None
-
-
-async def job_paused(client: Client, job_id: str, name: str) -> bool:
-    """Whether the function of job ``job_id`` is paused (its gate on the job's task queue)."""
-    desc = await client.get_workflow_handle(job_id).describe()
-    return await is_paused(client, desc.task_queue, name)

@@ -15,10 +15,11 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from .._client import KitcnClient
+from ..capacity._slots import is_paused
 from ..jobs._handles import Jobs
 from ..jobs._status import MAX_PAGE_SIZE, PaginationResult, ScheduledFunction, SystemTable, jobs_query
 from ..ops._setup import RETENTION, SEARCH_ATTRIBUTES, SetupError, setup_namespace
-from ._capacity import job_paused, paused_note
+from ._capacity import paused_note
 from ._connect import CliError, connect, connect_config, load_app
 from ._output import job_details, job_json, jobs_table, print_json
 from ._parse import UsageError, parse_args_json, parse_duration_ms, parse_time_ms
@@ -149,8 +150,11 @@ def _more_note(args: argparse.Namespace, shown: int, total: int, cursor: str) ->
 async def jobs_get(args: argparse.Namespace) -> int:
     """``jobs get ID``: one job."""
     client = await connect(connect_config(args), None)
-    job = await _require_job(client, args.id)
-    paused = job.state.kind in ("pending", "inProgress") and await job_paused(client, job.id, job.name)
+    found = await SystemTable(client).get_on_queue(args.id)
+    if found is None:
+        raise CliError(f"no scheduled function has id {args.id!r}")
+    job, task_queue = found
+    paused = job.state.kind in ("pending", "inProgress") and await is_paused(client, task_queue, job.name)
     if args.json:
         print_json({**job_json(job), "paused": paused})
     else:

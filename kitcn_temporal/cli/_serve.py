@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ async def worker(args: argparse.Namespace) -> int:
     client = await connect(config, app)  # an unknown namespace fails here, in one line
     if crons is not None:
         print(await sync_crons(crons, client, app), flush=True)
-    await serve(client, app, stopper, args.graceful_timeout, _metrics_banner(args), slots=worker_slots(args))
+    await serve(client, app, stopper, args.graceful_timeout, _metrics_banner(args), slots=WorkerSlots.of(args))
     return 0
 
 
@@ -108,7 +109,7 @@ async def dev(args: argparse.Namespace) -> int:
             stopper,
             args.graceful_timeout,
             f"Temporal UI: {ui}\n{_metrics_banner(args)}",
-            slots=worker_slots(args),
+            slots=WorkerSlots.of(args),
         )
     finally:
         if server is not None:
@@ -166,30 +167,34 @@ def _codec_server_for_ui(port: int, ui_port: int) -> CodecServer | None:
     return server
 
 
-def worker_slots(args: argparse.Namespace) -> dict[str, int]:
-    """The worker's slot counts given on the command line (the rest keep their defaults)."""
-    given = {
-        "max_concurrent_workflow_tasks": args.max_workflow_tasks,
-        "max_concurrent_activities": args.max_activities,
-        "max_concurrent_local_activities": args.max_local_activities,
-    }
-    return {option: value for option, value in given.items() if value is not None}
+@dataclass(frozen=True)
+class WorkerSlots:
+    """A worker's slot counts from the command line; ``None`` keeps the default."""
+
+    workflow_tasks: int | None = None
+    activities: int | None = None
+    local_activities: int | None = None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> WorkerSlots:
+        return cls(args.max_workflow_tasks, args.max_activities, args.max_local_activities)
 
 
 async def serve(
-    client: Client, app: App, stopper: Stopper, graceful_s: float, banner: str, *, slots: dict[str, int] | None = None
+    client: Client, app: App, stopper: Stopper, graceful_s: float, banner: str, *, slots: WorkerSlots = WorkerSlots()
 ) -> None:
     """Run a worker for ``app`` until the stopper fires, then shut it down gracefully.
 
-    :param slots: ``Worker`` slot counts (``max_concurrent_*``); unset ones keep the plugin's
-        and the SDK's defaults.
+    :param slots: the worker's slot counts; unset ones keep the plugin's and the SDK's defaults.
     """
     worker = Worker(
         client,
         task_queue=app.task_queue,
         # Running procedures get this long to finish once a stop is requested.
         graceful_shutdown_timeout=timedelta(seconds=graceful_s),
-        **(slots or {}),
+        max_concurrent_workflow_tasks=slots.workflow_tasks,
+        max_concurrent_activities=slots.activities,
+        max_concurrent_local_activities=slots.local_activities,
     )
     running = asyncio.create_task(worker.run())
     stopper.serving = True

@@ -230,6 +230,11 @@ class SystemTable:
         A job whose cancel request came before it started is ``canceled`` from the moment
         the request returned (its workflow records it a moment later; ``list`` follows).
         """
+        found = await self.get_on_queue(job_id)
+        return None if found is None else found[0]
+
+    async def get_on_queue(self, job_id: str) -> tuple[ScheduledFunction, str] | None:
+        """:meth:`get`, with the task queue the job runs on (from the same describe)."""
         jobs = Jobs(self._client)
         desc = await jobs.describe(job_id)
         if desc is None:
@@ -238,7 +243,7 @@ class SystemTable:
         if row.state.kind == "pending" and (canceled := await jobs.canceled_before_it_ran(desc)) is not None:
             update = {"state": JobState(kind="canceled"), "completed_time": canceled, "waiting": None}
             row = row.model_copy(update=update)
-        return row
+        return row, desc.task_queue
 
     async def list(
         self, *, state: str | None = None, name: str | None = None, limit: int = 100
