@@ -97,3 +97,23 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path) -> None:
     capped, plain = figures["costs"]["capped"], figures["costs"]["plain"]
     assert capped["history_events_per_job"] > plain["history_events_per_job"]
     assert capped["matching_tasks_per_job"] > plain["matching_tasks_per_job"]
+
+
+def test_quick_hot_path_benchmark_prints_every_variant(tmp_path) -> None:
+    """``python -m bench.hotpath --quick``: kitcn, kitcn on the SDK's slots, the tuned shape."""
+    out = tmp_path / "hotpath.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.hotpath", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())
+    for variant in ("kitcn", "kitcn_sdk_slots", "tuned"):
+        for figure in ("jobs_per_s", "process_cpu_ms_per_job", "server_cpu_ms_per_job"):
+            assert figures[f"{figure}_{variant}"] > 0, (figure, variant)
+            assert f"{figure}_{variant}" in done.stdout
+        assert 0 <= figures[f"matched_workflow_tasks_per_job_{variant}"] <= 1.5, variant
+    assert figures["ratio_kitcn_tuned"] > 0 and figures["ratio_kitcn_sdk_slots_tuned"] > 0
