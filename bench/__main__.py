@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ from bench.raw import RawJob, raw_noop
 from bench.tuned import TunedJob, tuned_noop
 from kitcn_temporal import App, KitcnClient, setup_namespace
 from kitcn_temporal._plugin import connect_when_ready
-from kitcn_temporal.ops._devserver import free_port, start_dev_server
 
 
 @dataclass(frozen=True)
@@ -118,13 +116,7 @@ SIZES = {
 
 async def run(quick: bool) -> dict[str, Any]:
     size = SIZES["quick" if quick else "full"]
-    workdir = Path(tempfile.mkdtemp(prefix="kitcn-bench-"))
-    metrics_port = free_port()  # the server's own metrics: persistence requests, for bench.costs
-    server = start_dev_server(
-        db_file=workdir / "temporal.db",
-        log_path=workdir / "server.log",
-        extra_args=("--metrics-port", str(metrics_port)),
-    )
+    server, metrics_port, workdir = measure.start_server("kitcn-bench-")
     try:
         app = App.discover("bench.app", task_queue=f"bench-kitcn-{uuid.uuid4().hex[:6]}")
         raw_queue = f"bench-raw-{uuid.uuid4().hex[:6]}"

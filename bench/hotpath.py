@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -39,19 +38,12 @@ from bench.costs import cpu_s, server_counters
 from bench.tuned import TunedJob, tuned_noop
 from kitcn_temporal import App, KitcnClient, setup_namespace
 from kitcn_temporal._plugin import connect_when_ready
-from kitcn_temporal.ops._devserver import free_port, start_dev_server
 
 _MATCHED = ("matching_requests", "AddWorkflowTask")
 
 
 async def run(jobs: int, rounds: int, settle_s: float) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="kitcn-hotpath-"))
-    metrics_port = free_port()
-    server = start_dev_server(
-        db_file=workdir / "temporal.db",
-        log_path=workdir / "server.log",
-        extra_args=("--metrics-port", str(metrics_port)),
-    )
+    server, metrics_port, _ = measure.start_server("kitcn-hotpath-")
     try:
         app = App.discover("bench.app", task_queue=f"hot-kitcn-{uuid.uuid4().hex[:6]}")
         client = await connect_when_ready(server.address, app)

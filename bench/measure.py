@@ -7,6 +7,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,11 +32,25 @@ from kitcn_temporal._wire import (
 )
 from kitcn_temporal.execution._direct import CommitGuard
 from kitcn_temporal.jobs._handles import Jobs
+from kitcn_temporal.ops._devserver import DevServer, free_port, start_dev_server
 
 ROOT = Path(__file__).resolve().parent.parent
 _CONCURRENCY = 100
 #: Pause before each timed run, for the server to finish the previous run's background work.
 SETTLE_S = 2.0
+
+
+def start_server(prefix: str) -> tuple[DevServer, int, Path]:
+    """An embedded dev server (its data in a new temporary directory) serving its own metrics on
+    a free port: the server, that port and the directory."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    metrics_port = free_port()  # the server's own metrics: persistence requests and matching tasks
+    server = start_dev_server(
+        db_file=workdir / "temporal.db",
+        log_path=workdir / "server.log",
+        extra_args=("--metrics-port", str(metrics_port)),
+    )
+    return server, metrics_port, workdir
 
 
 async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:

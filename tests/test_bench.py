@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,17 +70,21 @@ COSTS = [
 ]
 
 
-def test_quick_benchmark_prints_and_writes_every_figure(tmp_path) -> None:
-    out = tmp_path / "bench.json"
+def run_quick(module: str, out: Path, timeout: float) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``python -m <module> --quick --json out``: what it printed, and the figures it wrote."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        [sys.executable, "-m", module, "--quick", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr
-    figures = json.loads(out.read_text())
+    return done, json.loads(out.read_text())
+
+
+def test_quick_benchmark_prints_and_writes_every_figure(tmp_path) -> None:
+    done, figures = run_quick("bench", tmp_path / "bench.json", 300)
     for key in EXPECTED:
         assert key in figures, key
         assert isinstance(figures[key], (int, float)) and figures[key] >= 0, (key, figures[key])
@@ -101,16 +107,7 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path) -> None:
 
 def test_quick_hot_path_benchmark_prints_every_variant(tmp_path) -> None:
     """``python -m bench.hotpath --quick``: kitcn, kitcn on the SDK's slots, the tuned shape."""
-    out = tmp_path / "hotpath.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.hotpath", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    figures = json.loads(out.read_text())
+    done, figures = run_quick("bench.hotpath", tmp_path / "hotpath.json", 120)
     for variant in ("kitcn", "kitcn_sdk_slots", "tuned"):
         for figure in ("jobs_per_s", "process_cpu_ms_per_job", "server_cpu_ms_per_job"):
             assert figures[f"{figure}_{variant}"] > 0, (figure, variant)
