@@ -46,6 +46,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from bench import measure
 from bench.raw import RawJob
 from bench.tuned import start_tuned
 from kitcn_temporal import JOB_WORKFLOW, App, KitcnClient, cron_jobs
@@ -249,13 +250,7 @@ class Shape:
 
 
 async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
-    limit = asyncio.Semaphore(_CONCURRENCY)
-
-    async def one(i: int) -> Any:
-        async with limit:
-            return await make(i)
-
-    return list(await asyncio.gather(*(one(i) for i in range(n))))
+    return await measure._bounded(n, make, _CONCURRENCY)
 
 
 def _tag(value: str) -> str:
@@ -516,11 +511,7 @@ async def per_job_costs(
         await cron_jobs().sync(env.kitcn)  # delete the crons
         return results
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        measure.stop_process(proc)
         if sql_app.store is not None:
             await sql_app.store.dispose()
 

@@ -53,9 +53,9 @@ def start_server(prefix: str) -> tuple[DevServer, int, Path]:
     return server, metrics_port, workdir
 
 
-async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
-    """Run ``make(i)`` for i in range(n), at most ``_CONCURRENCY`` at a time, in order."""
-    limit = asyncio.Semaphore(_CONCURRENCY)
+async def _bounded(n: int, make: Callable[[int], Awaitable[Any]], at_once: int = _CONCURRENCY) -> list[Any]:
+    """Run ``make(i)`` for i in range(n), at most ``at_once`` at a time, in order."""
+    limit = asyncio.Semaphore(at_once)
 
     async def one(i: int) -> Any:
         async with limit:
@@ -352,11 +352,16 @@ async def worker_rss_with_pending(kitcn: KitcnClient, address: str, n: int, work
         await asyncio.sleep(1.0)  # let the worker settle before reading its memory
         return {"idle": idle, "pending": rss_mb(proc.pid)}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """SIGTERM ``proc``; SIGKILL it if it has not exited within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def machine_info(server_version: str) -> dict[str, Any]:

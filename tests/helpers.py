@@ -59,6 +59,17 @@ async def executions_besides_jobs(kitcn: KitcnClient, tok: str, name: str = "tar
     return (await kitcn.client.count_workflows(query)).count
 
 
+async def waiting_row(kitcn: KitcnClient, job_id: str) -> ScheduledFunction:
+    """The row of job ``job_id`` once it says why the job waits (``waiting``)."""
+
+    async def found() -> ScheduledFunction | None:
+        job = await kitcn.system.get(job_id)
+        return job if job is not None and job.waiting else None
+
+    row: ScheduledFunction = await wait_for(found, timeout=30)
+    return row
+
+
 def jobs_with_token(rows: list[ScheduledFunction], tok: str) -> list[ScheduledFunction]:
     return [r for r in rows if r.args.get("token") == tok]
 

@@ -19,7 +19,7 @@ import pytest
 from temporalio.client import Client
 
 from clihelpers import cli
-from helpers import token, wait_state, worker_process
+from helpers import token, wait_state, waiting_row, worker_process
 from kitcn_temporal import App, CRPCError, KitcnClient, ScheduledFunction, create_caller
 from kitcn_temporal.ops._devserver import DevServer
 from testapp import callbacks, capacity
@@ -92,15 +92,6 @@ async def schedule_all(kitcn: KitcnClient, fn: str, ledger: str, users: list[str
 async def all_succeed(kitcn: KitcnClient, jobs: list[str], timeout: float = 90) -> None:
     for job_id in jobs:
         assert (await wait_state(kitcn, job_id, timeout=timeout)).state.kind == "success"
-
-
-async def waiting_row(kitcn: KitcnClient, job_id: str) -> ScheduledFunction:
-    async def found() -> ScheduledFunction | None:
-        job = await kitcn.system.get(job_id)
-        return job if job is not None and job.waiting else None
-
-    row: ScheduledFunction = await wait_for(found, timeout=30)
-    return row
 
 
 async def a_waiting_row(kitcn: KitcnClient, jobs: list[str]) -> ScheduledFunction:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from helpers import status_of, token, wait_state, worker_process
-from kitcn_temporal import App, KitcnClient, ScheduledFunction
+from helpers import status_of, token, wait_state, waiting_row, worker_process
+from kitcn_temporal import App, KitcnClient
 from kitcn_temporal.ops._devserver import DevServer
 from testapp.ledger import lines
 from testapp.probe import wait_for
@@ -52,15 +52,6 @@ def start_worker(
     proc = worker_process(server.address, app, queue, "--unknown-grace", grace)
     workers.append(proc)
     return proc
-
-
-async def waiting_row(kitcn: KitcnClient, job_id: str) -> ScheduledFunction:
-    async def found() -> ScheduledFunction | None:
-        job = await kitcn.system.get(job_id)
-        return job if job is not None and job.waiting else None
-
-    row: ScheduledFunction = await wait_for(found, timeout=30)
-    return row
 
 
 @pytest.mark.parametrize("procedure", ["deploy.removed", "deploy.old_name"])
